@@ -1,0 +1,92 @@
+"""Make the plain `lm_eval --tasks jama_longmonolog` see this package's tasks.
+
+lm-eval 0.4.x only scans its own tasks folder and `--include_path`; a task
+entry-point group is proposed upstream (lm-evaluation-harness PR #4015) but not
+released. Until it is, ``lm_eval_medreason.pth`` imports this module at start-up.
+It only installs a tiny import hook (a few microseconds, nothing else imported);
+when, and only when, ``lm_eval.tasks.manager`` is imported, the hook wraps
+``TaskManager.__init__`` so that our tasks folder is scanned after lm-eval's own
+tasks and before the user's ``include_path`` (so a user's task of the same name
+still wins), which is the precedence PR #4015 proposes.
+
+Set ``LM_EVAL_MEDREASON_AUTOLOAD=0`` to switch it off.
+"""
+
+import os
+import sys
+
+TARGET = "lm_eval.tasks.manager"
+SWITCH = "LM_EVAL_MEDREASON_AUTOLOAD"
+
+
+def add_tasks_dir(include_path):
+    """``include_path`` with our tasks folder first, unless it is already there."""
+    from pathlib import Path
+
+    from lm_eval_medreason.resources import tasks_dir
+
+    ours = tasks_dir()
+    if include_path is None:
+        paths = []
+    elif isinstance(include_path, (list, tuple)):
+        paths = list(include_path)
+    else:
+        paths = [include_path]
+    if any(Path(p).resolve() == ours for p in paths):
+        return include_path
+    return [str(ours), *paths]
+
+
+def patch_task_manager(module) -> None:
+    """Wrap ``TaskManager.__init__`` of an imported ``lm_eval.tasks.manager``."""
+    import functools
+    import inspect
+
+    manager = module.TaskManager
+    original = manager.__init__
+    if getattr(original, "_medreason_patched", False):
+        return
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.arguments["include_path"] = add_tasks_dir(bound.arguments.get("include_path"))
+        original(*bound.args, **bound.kwargs)
+
+    __init__._medreason_patched = True
+    manager.__init__ = __init__
+
+
+class _PatchOnImport:
+    """A meta-path finder that lets the normal finders load TARGET, then patches it."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != TARGET:
+            return None
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            patch_task_manager(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+def install() -> None:
+    """Install the hook once; patch right away if lm-eval is already imported."""
+    if os.environ.get(SWITCH, "1").lower() in ("0", "false", "no", "off"):
+        return
+    if TARGET in sys.modules:
+        patch_task_manager(sys.modules[TARGET])
+    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
+
+
+install()

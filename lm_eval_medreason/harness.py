@@ -1,0 +1,83 @@
+"""The functions lm-eval's task YAML points at with ``!function``.
+
+Data flow per sample: ``<benchmark>_dataset`` loads and validates the cases,
+``prompt_<strategy>`` renders the prompt, the model answers, ``ScoreResponses``
+(the ``final-answer`` filter) turns each raw response into the extracted letter
+and its token count, and ``process_results`` turns that into the per-sample
+metrics ``acc``, ``output_tokens`` and ``no_answer``. With ``--log_samples``
+the raw response stays in ``resps`` and ``{choice, output_tokens}`` in
+``filtered_resps``.
+"""
+
+from lm_eval.api.filter import Filter
+
+from lm_eval_medreason.answers import extract_choice
+from lm_eval_medreason.loaders import load_cases
+from lm_eval_medreason.prompts import render_case
+from lm_eval_medreason.tokens import count_tokens, default_encoding
+
+STRATEGIES = ("vanilla", "cot", "longstep", "longmonolog")
+
+
+def _dataset(benchmark: str):
+    """A ``custom_dataset`` hook for one benchmark; lm-eval passes ``--metadata`` (and model_args) as kwargs."""
+
+    def load(**metadata):
+        import datasets
+
+        encoding = metadata.get("token_encoding") or default_encoding()
+        cases = [{**case, "token_encoding": encoding} for case in load_cases(benchmark, metadata)]
+        return datasets.DatasetDict({"test": datasets.Dataset.from_list(cases)})
+
+    load.__name__ = load.__qualname__ = f"{benchmark}_dataset"
+    return load
+
+
+medqa_dataset = _dataset("medqa")
+medqa_op5_dataset = _dataset("medqa_op5")
+medbullets_dataset = _dataset("medbullets")
+medbullets_op4_dataset = _dataset("medbullets_op4")
+jama_dataset = _dataset("jama")
+jama_full_dataset = _dataset("jama_full")
+
+
+def prompt_vanilla(doc: dict) -> str:
+    return render_case("eval_vanilla.j2", doc)
+
+
+def prompt_cot(doc: dict) -> str:
+    return render_case("eval_cot.j2", doc)
+
+
+def prompt_longstep(doc: dict) -> str:
+    return render_case("eval_longstep.j2", doc)
+
+
+def prompt_longmonolog(doc: dict) -> str:
+    return render_case("eval_longmonolog.j2", doc)
+
+
+def score_response(response: str, doc: dict) -> dict:
+    """The extracted letter of one raw response and the token count of all of it, reasoning included."""
+    response = response or ""  # an API backend may return None for a failed request
+    return {
+        "choice": extract_choice(response, doc["options"]),
+        "output_tokens": count_tokens(response, doc.get("token_encoding")),
+    }
+
+
+class ScoreResponses(Filter):
+    """lm-eval filter: every response of every request becomes ``{choice, output_tokens}``."""
+
+    def apply(self, resps, docs):
+        return [[score_response(r, doc) for r in responses] for responses, doc in zip(resps, docs)]
+
+
+def process_results(doc: dict, results: list) -> dict:
+    """Per-sample metrics from the scored first response."""
+    choice = results[0]["choice"]
+    return {
+        "acc": float(choice == doc["answer_idx"]),
+        "output_tokens": float(results[0]["output_tokens"]),
+        "no_answer": float(choice is None),
+    }
