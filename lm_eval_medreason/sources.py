@@ -1,0 +1,229 @@
+"""Where each benchmark file comes from: a configured local path, a data folder, or a download.
+
+Every file the loaders read has a key (``medqa``, ``medqa_op5``, ``medbullets``,
+``medbullets_op4``, ``jama``, ``jama_subset``, ``jama_key``). ``resolve`` looks for it,
+first match wins:
+
+1. lm-eval ``--metadata`` key ``{key}_path`` (e.g. ``{"medqa_path": "/data/test.jsonl"}``);
+2. ``--metadata`` key ``data_dir``: a folder laid out like the upstream repositories
+   (``medqa/medqa_us_test_4options.jsonl``, ``jama/jama_raw.csv``, ...);
+3. environment variable ``MEDREASON_{KEY}_PATH`` (e.g. ``MEDREASON_JAMA_PATH``);
+4. environment variable ``MEDREASON_DATA_DIR`` (same layout as ``data_dir``);
+5. the file's public default (a URL or a Hugging Face hub dataset), if it has one.
+
+A configured path that does not exist is an error naming the path and the setting.
+A data folder that lacks the file passes on to the next step; if that ends at a
+public default, an info line says so; if the file has none, the error names the
+paths looked at and says how to obtain the file. Other metadata keys (lm-eval
+merges ``model_args`` such as ``pretrained`` into it) are ignored.
+
+Downloads go through ``datasets`` (cached under the Hugging Face cache), imported
+only when needed so that ``import lm_eval_medreason.loaders`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DATA_DIR_KEY = "data_dir"
+DATA_DIR_ENV = "MEDREASON_DATA_DIR"
+
+
+class DataError(ValueError):
+    """A benchmark file is missing, unreadable or has a bad row; the message is one line saying what to fix."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One file a benchmark needs: where it sits in a data folder and its public default, if any."""
+
+    key: str
+    relpath: str
+    what: str
+    url: str | None = None
+    hub: tuple[str, str] | None = None  # (dataset name, split)
+    how_to_get: str = ""
+    optional: bool = False
+
+    @property
+    def metadata_key(self) -> str:
+        """The lm-eval ``--metadata`` key that points at this file."""
+        return f"{self.key}_path"
+
+    @property
+    def env_var(self) -> str:
+        """The environment variable that points at this file."""
+        return f"MEDREASON_{self.key.upper()}_PATH"
+
+    def settings_hint(self) -> str:
+        """How to point the package at a local copy, in one clause."""
+        name = Path(self.relpath).name
+        return (
+            f"""--metadata '{{"{self.metadata_key}": "/path/to/{name}"}}' or {self.env_var}=/path/to/{name}, """
+            f"or put it at <data_dir>/{self.relpath} and pass --metadata "
+            f"""'{{"{DATA_DIR_KEY}": "<data_dir>"}}' or set {DATA_DIR_ENV}=<data_dir>"""
+        )
+
+
+_CCQA = "https://raw.githubusercontent.com/HanjieChen/ChallengeClinicalQA/main"
+
+FILES: dict[str, DataFile] = {
+    f.key: f
+    for f in (
+        DataFile(
+            "medqa",
+            "medqa/medqa_us_test_4options.jsonl",
+            "MedQA USMLE test set, 4 options (JSONL)",
+            hub=("GBaker/MedQA-USMLE-4-options", "test"),
+        ),
+        DataFile(
+            "medqa_op5",
+            "medqa/medqa_us_test_5options.jsonl",
+            "MedQA USMLE test set, 5 options (JSONL)",
+            how_to_get="it has no download source: take eval_data/medqa_test.jsonl from "
+            "https://github.com/UCSC-VLAA/MedReason",
+        ),
+        DataFile(
+            "medbullets",
+            "medbullets/medbullets_op5.csv",
+            "Medbullets, 5 options (CSV)",
+            url=f"{_CCQA}/medbullets/medbullets_op5.csv",
+        ),
+        DataFile(
+            "medbullets_op4",
+            "medbullets/medbullets_op4.csv",
+            "Medbullets, 4 options (CSV)",
+            url=f"{_CCQA}/medbullets/medbullets_op4.csv",
+        ),
+        DataFile(
+            "jama",
+            "jama/jama_raw.csv",
+            "scraped JAMA Clinical Challenge cases (jama_raw.csv)",
+            how_to_get="JAMA cases are copyrighted and never shipped: run jama_scraper.py from "
+            "https://github.com/HanjieChen/ChallengeClinicalQA (with access to JAMA full text); "
+            "it writes jama_raw.csv",
+        ),
+        DataFile(
+            "jama_subset",
+            "jama/jama_test_urls_646.json",
+            "the 646-case JAMA evaluation subset (JSON list of URLs)",
+            url="https://raw.githubusercontent.com/SPIRAL-MED/Ophiuchus/main/resources/JAMA_test_urls.json",
+        ),
+        DataFile(
+            "jama_key",
+            "jama/jama_links.json",
+            "JAMA answer key (jama_links.json)",
+            optional=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved file: a local ``path``, a ``url`` to download, or a ``hub`` dataset; ``setting`` says why."""
+
+    file: DataFile
+    kind: str  # "path" | "url" | "hub"
+    location: str
+    setting: str
+
+
+def resolve(key: str, metadata: Mapping | None = None, environ: Mapping | None = None) -> Source | None:
+    """Find where file ``key`` comes from (see the module docstring); None only for an optional file found nowhere."""
+    file = FILES[key]
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    environ = os.environ if environ is None else environ
+    missed: list[str] = []
+    for setting, value, is_dir in _settings(file, metadata, environ):
+        path = _configured_path(value, setting, is_dir)
+        if not is_dir:
+            return Source(file, "path", str(path), setting)
+        candidate = path / file.relpath
+        if candidate.is_file():
+            return Source(file, "path", str(candidate), setting)
+        missed.append(f"{candidate} (from {setting})")
+    return _default_source(file, missed)
+
+
+def _settings(file: DataFile, metadata: Mapping, environ: Mapping):
+    """Yield (setting name, configured value, is a folder) in precedence order, skipping unset ones."""
+    steps = (
+        (f"--metadata {file.metadata_key}", metadata.get(file.metadata_key), False),
+        (f"--metadata {DATA_DIR_KEY}", metadata.get(DATA_DIR_KEY), True),
+        (file.env_var, environ.get(file.env_var), False),
+        (DATA_DIR_ENV, environ.get(DATA_DIR_ENV), True),
+    )
+    for setting, value, is_dir in steps:
+        if value is not None and str(value).strip():
+            yield setting, value, is_dir
+
+
+def _configured_path(value, setting: str, is_dir: bool) -> Path:
+    """Turn a configured value into a path that exists and has the right kind, else raise naming the setting."""
+    path = Path(str(value).strip()).expanduser()
+    if not path.exists():
+        raise DataError(f"{path} (from {setting}) does not exist")
+    if is_dir and not path.is_dir():
+        raise DataError(f"{path} (from {setting}) is not a folder; {setting} names a data folder")
+    if not is_dir and path.is_dir():
+        raise DataError(f"{path} (from {setting}) is a folder; {setting} names a file")
+    return path
+
+
+def _default_source(file: DataFile, missed: list[str]) -> Source | None:
+    """Fall back to the file's public default, or say how to obtain it when it has none."""
+    looked = f" (looked for {', '.join(missed)})" if missed else ""
+    if file.url or file.hub:
+        kind, location = ("url", file.url) if file.url else ("hub", file.hub[0])
+        if missed:
+            log.info("%s not found in the data folder%s; using the default %s", file.what, looked, location)
+        return Source(file, kind, location, "default")
+    if file.optional:
+        log.debug("no %s configured%s; skipping it", file.what, looked)
+        return None
+    raise DataError(f"no {file.what} found{looked}: {file.how_to_get}; then point to it with {file.settings_hint()}")
+
+
+def fetch(source: Source) -> Path:
+    """Return a local path for a ``path`` or ``url`` source, downloading (cached) if needed."""
+    if source.kind == "path":
+        return Path(source.location)
+    if source.kind != "url":
+        raise ValueError(f"fetch() takes a path or url source, not {source.kind!r}; use hub_rows()")
+    try:
+        import datasets
+
+        return Path(datasets.DownloadManager().download(source.location))
+    except Exception as err:  # noqa: BLE001 - any failure becomes one actionable line
+        raise DataError(
+            f"could not download {source.location} ({_one_line(err)}); to work offline, download it "
+            f"yourself and point to it with {source.file.settings_hint()}"
+        ) from err
+
+
+def hub_rows(source: Source) -> list[dict]:
+    """Load a ``hub`` source's split as a list of row dicts, through ``datasets.load_dataset`` (cached)."""
+    name, split = source.file.hub
+    try:
+        import datasets
+
+        return list(datasets.load_dataset(name, split=split))
+    except Exception as err:  # noqa: BLE001 - any failure becomes one actionable line
+        raise DataError(
+            f"could not load hub dataset {name} (split {split}) ({_one_line(err)}); to work offline, "
+            f"use a local JSONL copy and point to it with {source.file.settings_hint()}"
+        ) from err
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as 'Type: first line', short enough for a one-line error."""
+    text = str(err).strip().splitlines()
+    first = text[0][:200] if text else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
