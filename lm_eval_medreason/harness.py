@@ -5,9 +5,11 @@ Data flow per sample: ``<benchmark>_dataset`` loads and validates the cases,
 (the ``final-answer`` filter) turns each raw response into the extracted letter
 and its token count, and ``process_results`` turns that into the per-sample
 metrics ``acc``, ``output_tokens`` and ``no_answer``. With ``--log_samples``
-the raw response stays in ``resps`` and ``{choice, output_tokens}`` in
-``filtered_resps``.
+the raw response stays in ``resps`` and ``{"choice", "output_tokens"}`` in
+``filtered_resps``, as a JSON string (lm-eval writes filtered responses as strings).
 """
+
+import json
 
 from lm_eval.api.filter import Filter
 
@@ -67,17 +69,20 @@ def score_response(response: str, doc: dict) -> dict:
 
 
 class ScoreResponses(Filter):
-    """lm-eval filter: every response of every request becomes ``{choice, output_tokens}``."""
+    """lm-eval filter: every response becomes the JSON of ``score_response`` (kept in the sample log)."""
 
     def apply(self, resps, docs):
-        return [[score_response(r, doc) for r in responses] for responses, doc in zip(resps, docs)]
+        return [
+            [json.dumps(score_response(r, doc), ensure_ascii=False) for r in responses]
+            for responses, doc in zip(resps, docs)
+        ]
 
 
 def process_results(doc: dict, results: list) -> dict:
     """Per-sample metrics from the scored first response."""
-    choice = results[0]["choice"]
+    scored = json.loads(results[0])
     return {
-        "acc": float(choice == doc["answer_idx"]),
-        "output_tokens": float(results[0]["output_tokens"]),
-        "no_answer": float(choice is None),
+        "acc": float(scored["choice"] == doc["answer_idx"]),
+        "output_tokens": float(scored["output_tokens"]),
+        "no_answer": float(scored["choice"] is None),
     }

@@ -52,6 +52,7 @@ def build_tiny_model(directory: Path, seed: int = 0) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
         tie_word_embeddings=True,
+        initializer_range=0.5,  # varied, not degenerate, random outputs
     )
     Qwen2ForCausalLM(config).save_pretrained(directory)
     return directory
