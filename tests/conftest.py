@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from synthetic import write_data_dir
+from tiny_model import build_tiny_model
 
 # The real benchmark files live beside the checkout (../shared/data), never inside it.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -31,3 +32,9 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real benchmark files not found at {SHARED_DATA} (CI has shared/data beside the checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer Qwen2 model and BPE tokenizer built locally (see tiny_model.py), shared by the session."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 
-def run_lm_eval(args: list[str], output: Path, python: str = sys.executable, env: dict | None = None):
+def run_lm_eval(args: list[str], output: Path, python: str = sys.executable, env: dict | None = None, cwd=None):
     """``python -m lm_eval run ARGS --output_path OUTPUT --log_samples``; returns the CompletedProcess."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     environment.update(env or {})
     command = [python, "-m", "lm_eval", "run", *args, "--output_path", str(output), "--log_samples"]
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900)
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900, cwd=cwd)
     assert result.returncode == 0, f"lm_eval failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return result
 

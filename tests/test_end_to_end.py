@@ -12,16 +12,10 @@ from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.tokens import count_tokens
 from lm_eval_run import printed_value, read_results, run_lm_eval
 from synthetic import write_data_dir
-from tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow
 ALL_BENCHMARKS = [b for benchmarks in FOLDERS.values() for b in benchmarks]
 METRICS = ("acc", "output_tokens", "no_answer")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture(scope="module")

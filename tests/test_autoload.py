@@ -1,0 +1,74 @@
+"""The .pth import hook: lm-eval's TaskManager sees our tasks with no flag, after its own
+and before the user's include_path; nothing is imported until lm-eval is."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lm_eval_medreason.resources import tasks_dir
+
+
+def python(code: str, **env) -> str:
+    environment = {k: v for k, v in os.environ.items() if k != "LM_EVAL_MEDREASON_AUTOLOAD"}
+    environment.update(env)
+    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=environment).stdout.strip()
+
+
+def test_startup_imports_only_the_hook():
+    out = python("import sys; print(sorted(m for m in sys.modules if m.startswith(('lm_eval', 'jinja2', 'datasets', 'tiktoken'))))")
+    assert out == "['lm_eval_medreason', 'lm_eval_medreason.autoload']"
+
+
+LIST_OURS = (
+    "from lm_eval.tasks import TaskManager\n"
+    "tm = TaskManager(include_defaults=False)\n"
+    "print(sorted(n for n in tm.all_tasks if 'medreason' in n))"
+)
+
+
+def test_task_manager_sees_our_groups_without_include_path():
+    assert python(LIST_OURS) == str(sorted(["medreason_cot", "medreason_longmonolog", "medreason_longstep", "medreason_vanilla"]))
+
+
+def test_switched_off_by_environment():
+    assert python(LIST_OURS, LM_EVAL_MEDREASON_AUTOLOAD="0") == "[]"
+
+
+def test_explicit_include_path_is_not_scanned_twice():
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_medreason.autoload import add_tasks_dir
+
+    assert add_tasks_dir([str(tasks_dir())]) == [str(tasks_dir())]
+    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False)
+    assert manager.task_index["medqa_cot"].yaml_path == tasks_dir() / "medqa" / "medqa_cot.yaml"
+
+
+def test_user_include_path_overrides_a_task_of_ours(tmp_path):
+    from lm_eval.tasks import TaskManager
+
+    (tmp_path / "mine.yaml").write_text(
+        "task: medqa_cot\ndataset_path: json\noutput_type: generate_until\ntest_split: test\ndoc_to_text: q\ndoc_to_target: a\n"
+    )
+    manager = TaskManager(include_path=str(tmp_path), include_defaults=False)
+    assert manager.task_index["medqa_cot"].yaml_path == tmp_path / "mine.yaml"
+    assert manager.task_index["medqa_longstep"].yaml_path.parent == tasks_dir() / "medqa"
+
+
+def test_hook_patches_an_already_imported_lm_eval():
+    out = python(
+        "import lm_eval.tasks.manager as m, lm_eval_medreason.autoload as a\n"
+        "a.install(); a.install()\n"
+        "print(m.TaskManager.__init__._medreason_patched, 'jama_cot' in m.TaskManager(include_defaults=False).all_tasks)"
+    )
+    assert out == "True True"
+
+
+@pytest.mark.parametrize("given", [None, "/somewhere", ["/a", "/b"]])
+def test_ours_comes_before_the_users_paths(given):
+    from lm_eval_medreason.autoload import add_tasks_dir
+
+    expected = [] if given is None else [given] if isinstance(given, str) else given
+    assert add_tasks_dir(given) == [str(tasks_dir()), *expected]
