@@ -122,3 +122,20 @@ def test_group_weighted_mean_with_scripted_server(data, tmp_path):
     assert expected != pytest.approx(sum(accs.values()) / len(accs))
     assert results["results"]["medreason_longmonolog"]["acc,final-answer"] == pytest.approx(expected)
     assert printed_value(run.stdout, "medreason_longmonolog", "acc") == pytest.approx(expected, abs=5e-5)
+
+
+def test_missing_jama_file_stops_the_run_with_instructions(tiny_model, tmp_path, clean_env):
+    """No scraped JAMA file: lm_eval exits non-zero and its last line says how to get one and where to put it."""
+    import subprocess
+    import sys
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={tiny_model}",
+         "--device", "cpu", "--tasks", "jama_cot", "--metadata", json.dumps({"data_dir": str(empty)})],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "DataError" in last and "jama_scraper.py" in last and "jama_path" in last and "MEDREASON_JAMA_PATH" in last
