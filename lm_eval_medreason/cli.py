@@ -12,7 +12,7 @@ def _tasks_dir(args: argparse.Namespace) -> int:
 
 
 def _data_validate(args: argparse.Namespace) -> int:
-    from lm_eval_medreason.loaders import BENCHMARKS, describe, load_file
+    from lm_eval_medreason.loaders import describe, load_file
 
     cases = load_file(args.benchmark, args.path)
     print(describe(args.benchmark, args.path, cases))
