@@ -22,7 +22,7 @@ GROUP_MEMBERS = ("jama", "medbullets", "medqa")
 STRATEGIES = {
     "vanilla": (256, "the option letter only; room for a one-line justification"),
     "cot": (2048, "step-by-step reasoning of a few hundred tokens"),
-    "longstep": (4096, "numbered analysis; the study's LongStep outputs run to ~1,000 tokens"),
+    "longstep": (4096, "a long numbered analysis that goes through every option"),
     "longmonolog": (8192, "reflective monologue; the study's LongMonolog outputs average ~1,100 tokens with a long tail"),
 }
 METRICS = (("acc", "true"), ("output_tokens", "false"), ("no_answer", "false"))
