@@ -18,9 +18,6 @@ from lm_eval_medreason.loaders import load_cases
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.tokens import count_tokens, default_encoding
 
-STRATEGIES = ("vanilla", "cot", "longstep", "longmonolog")
-
-
 def _dataset(benchmark: str):
     """A ``custom_dataset`` hook for one benchmark; lm-eval passes ``--metadata`` (and model_args) as kwargs."""
 
