@@ -10,6 +10,7 @@ the raw response stays in ``resps`` and ``{"choice", "output_tokens"}`` in
 """
 
 import json
+import logging
 
 from lm_eval.api.filter import Filter
 
@@ -17,6 +18,9 @@ from lm_eval_medreason.answers import extract_choice
 from lm_eval_medreason.loaders import load_cases
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.tokens import count_tokens, default_encoding
+from lm_eval_medreason.voting import vote_metrics
+
+log = logging.getLogger(__name__)
 
 def _dataset(benchmark: str):
     """A ``custom_dataset`` hook for one benchmark; lm-eval passes ``--metadata`` (and model_args) as kwargs."""
@@ -69,10 +73,23 @@ class ScoreResponses(Filter):
     """lm-eval filter: every response becomes the JSON of ``score_response`` (kept in the sample log)."""
 
     def apply(self, resps, docs):
+        resps = [list(responses) for responses in resps]
+        _warn_if_not_sampling(resps)
         return [
             [json.dumps(score_response(r, doc), ensure_ascii=False) for r in responses]
             for responses, doc in zip(resps, docs)
         ]
+
+
+def _warn_if_not_sampling(resps: list[list[str]]) -> None:
+    """Repeated requests that all came back identical mean the backend did not sample: say so."""
+    repeated = [responses for responses in resps if len(responses) > 1]
+    if repeated and all(len(set(responses)) == 1 for responses in repeated):
+        log.warning(
+            "every question got %d identical responses: the backend is not sampling (temperature 0, or a fixed "
+            "per-request seed such as the one lm-eval's API models send), so every maj@k equals maj@1",
+            len(repeated[0]),
+        )
 
 
 def process_results(doc: dict, results: list) -> dict:
@@ -82,4 +99,15 @@ def process_results(doc: dict, results: list) -> dict:
         "acc": float(scored["choice"] == doc["answer_idx"]),
         "output_tokens": float(scored["output_tokens"]),
         "no_answer": float(scored["choice"] is None),
+    }
+
+
+def process_results_maj(doc: dict, results: list) -> dict:
+    """Per-question vote curve (maj@k, pass@k) from all sampled responses, plus their mean tokens and no-answer rate."""
+    scored = [json.loads(r) for r in results[0]]
+    votes = [s["choice"] for s in scored]
+    return {
+        **vote_metrics(votes, doc["answer_idx"]),
+        "output_tokens": sum(s["output_tokens"] for s in scored) / len(scored),
+        "no_answer": sum(v is None for v in votes) / len(votes),
     }
