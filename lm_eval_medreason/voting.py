@@ -69,10 +69,11 @@ def pass_at_k(n: int, correct: int, k: int) -> float:
 
 
 def vote_metrics(votes: list[str | None], gold: str, ks=VOTE_KS) -> dict[str, float]:
-    """maj@k and pass@k for every k in ``ks`` from one question's sampled answers."""
+    """maj@k and pass@k for every k in ``ks`` up to the number of samples (a task with fewer
+    ``repeats`` than 32 gets a shorter curve)."""
     correct = sum(v == gold for v in votes)
     metrics = {}
-    for k in ks:
+    for k in (k for k in ks if k <= len(votes)):
         metrics[f"maj@{k}"] = maj_at_k(votes, gold, k)
         metrics[f"pass@{k}"] = pass_at_k(len(votes), correct, k)
     return metrics

@@ -71,3 +71,7 @@ def test_curve_of_32_samples_matches_known_values():
 def test_k_larger_than_the_samples_is_an_error():
     with pytest.raises(ValueError, match="maj@4 needs at least 4 samples"):
         maj_at_k(["A", "B"], "A", 4)
+
+
+def test_fewer_samples_give_a_shorter_curve():
+    assert set(vote_metrics(["A", "B", None, "A"], "A")) == {"maj@1", "maj@2", "maj@4", "pass@1", "pass@2", "pass@4"}
