@@ -28,6 +28,76 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distill(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lm_eval_medreason import distill
+    from lm_eval_medreason.teacher import Teacher, is_reasoning_model, scrub
+
+    reasoning = True if args.reasoning_model else is_reasoning_model(args.model)
+    max_tokens = args.max_tokens or (
+        distill.REASONING_MAX_TOKENS if reasoning else distill.DEFAULT_MAX_TOKENS[args.style]
+    )
+    metadata = {"data_dir": args.data_dir} if args.data_dir else {}
+    options = distill.Options(
+        input=args.input, output=Path(args.output), style=args.style,
+        template=Path(args.template) if args.template else None,
+        expand_template=Path(args.expand_template) if args.expand_template else None,
+        min_tokens=args.min_tokens, metadata=metadata, contamination=not args.no_contamination_check,
+        eval_benchmarks=tuple(b.strip() for b in args.eval_benchmarks.split(",") if b.strip()),
+        threshold=args.contamination_threshold, limit=args.limit, fsync=not args.no_fsync,
+        progress=not args.no_progress,
+    )
+    try:
+        make = Teacher
+        if args.batch:
+            from lm_eval_medreason.teacher_batch import BatchTeacher as make
+        teacher = make(
+            args.model, base_url=args.base_url, concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm,
+            max_retries=args.max_retries, timeout=args.timeout, max_tokens=max_tokens,
+            temperature=None if reasoning else args.temperature, reasoning=reasoning, system=args.system,
+            expected_completion=distill.selection.STUDY_MEAN_TOKENS[args.style], processes=args.processes,
+        )
+        if args.batch:
+            teacher.concurrency = 10**9  # every pending case asks at once; the batch is the unit
+            teacher.state_path = Path(args.output).with_name(Path(args.output).name + ".batches.json")
+            teacher.poll_interval = args.batch_poll_interval
+        if args.dry_run:
+            print(distill.dry_run(options, teacher, args.price_input, args.price_output))
+            return 0
+        stats = distill.run(options, teacher)
+    except KeyboardInterrupt:
+        print(f"medreason distill: interrupted; finished items are kept in {args.output} and its .dropped.jsonl; "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - one scrubbed line, never a traceback with the key in it
+        from lm_eval_medreason.loaders import DataError
+
+        if isinstance(err, DataError):
+            raise DataError(scrub(str(err))) from None
+        print(f"medreason distill: error: {scrub(f'{type(err).__name__}: {err}'.splitlines()[0])}", file=sys.stderr)
+        return 1
+    print(distill.format_stats(stats, Path(args.output)), file=sys.stderr)
+    return 0
+
+
+DISTILL_HELP = """\
+Distill long reasoning traces from a teacher model through any OpenAI-compatible API
+(OPENAI_API_KEY; --base-url for other servers) into SFT data:
+
+  medreason distill --input medqa-train --style longmonolog --model o1-preview \\
+      --output data/longmonolog.jsonl --concurrency 32
+
+OUTPUT gets one JSON line per kept trace: {id, source_id, messages: [user, assistant], meta};
+the user turn is the evaluation prompt of the same style (prompts/eval_STYLE.j2), the
+assistant turn the teacher's trace ending "The answer is (X).". OUTPUT.dropped.jsonl gets one
+line per dropped item with its reason (wrong_answer, no_answer, empty, too_short, length,
+content_filter, duplicate, contaminated, api_error, ...). Lines are written as they arrive;
+a killed run resumes where it stopped when run again with the same arguments (Ctrl-C stops
+cleanly, exit 130).
+"""
+
+
 REPORT_HELP = """\
 Read lm-eval's outputs (results_<time>.json with its samples_<task>_<time>.jsonl from
 `lm_eval ... --output_path OUT --log_samples`) and write into --output:
@@ -120,7 +190,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     report.set_defaults(run=_report)
+
+    add_distill_parser(commands)
     return parser
+
+
+def add_distill_parser(commands) -> None:
+    """The `distill` subcommand's options."""
+    d = commands.add_parser(
+        "distill", help="distill LongStep/LongMonolog traces from a teacher model into SFT JSONL",
+        description=DISTILL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("--input", required=True, help="medqa-train (hub GBaker/MedQA-USMLE-4-options, split train, or a local "
+                   "medqa_train_path), jama-train (scraped JAMA cases outside the 646 evaluation subset), or a JSONL "
+                   "file of cases {id, question, options, answer_idx, answer, meta}")
+    d.add_argument("--output", required=True, help="JSONL of kept traces (appended to; the dropped ones go to OUTPUT.dropped.jsonl)")
+    d.add_argument("--style", choices=["longstep", "longmonolog"], default="longstep",
+                   help="longstep: one call, a numbered analysis; longmonolog: two calls, an answer with summarised "
+                   "reasoning, then its expansion into a reflective monologue (default longstep)")
+    d.add_argument("--model", required=True, help="the teacher model name the API knows")
+    d.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (default: OpenAI's)")
+    d.add_argument("--template", metavar="PATH", help="your own Jinja teacher prompt (stage 1 for longmonolog), rendered "
+                   "in a sandbox with question, options, meta; may {%% include \"question.j2\" %%}")
+    d.add_argument("--expand-template", metavar="PATH", help="your own longmonolog stage-2 prompt (also gets summary)")
+    d.add_argument("--system", help="a system message (folded into the user message for o1-style models)")
+    d.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (default 16)")
+    d.add_argument("--processes", type=int, default=1, help="helper processes that make the HTTP calls (default 1: "
+                   "in this process); the SDK costs ~3 ms CPU per request, so one process tops out near 300 "
+                   "requests/s: use 2-4 on a machine with spare cores for very high concurrency")
+    d.add_argument("--rpm", type=float, default=0, help="requests per minute limit (token bucket; default 0 = none)")
+    d.add_argument("--tpm", type=float, default=0, help="tokens per minute limit (prompt + expected completion, "
+                   "corrected by the reported usage; default 0 = none)")
+    d.add_argument("--max-retries", type=int, default=5, help="retries per request for 408/409/429/5xx, timeouts, "
+                   "connection errors (the SDK's, honouring Retry-After) and malformed responses (default 5)")
+    d.add_argument("--timeout", type=float, default=600, help="per-request timeout in seconds (default 600)")
+    d.add_argument("--max-tokens", type=int, help="completion budget (default 4096 longstep, 8192 longmonolog, 32768 "
+                   "for reasoning models, sent as max_completion_tokens)")
+    d.add_argument("--temperature", type=float, help="sampling temperature (default: the server's; never sent to "
+                   "reasoning models)")
+    d.add_argument("--reasoning-model", action="store_true", help="treat the model as o1-style (automatic for names "
+                   "starting o1, o3, o4): no system role, max_completion_tokens, no temperature")
+    d.add_argument("--min-tokens", type=int, help="drop traces shorter than this many tiktoken tokens (default 300 "
+                   "longstep, 500 longmonolog: the study kept only substantial thought processes)")
+    d.add_argument("--data-dir", help="data folder for the inputs and the contamination guard's evaluation "
+                   "benchmarks (like lm-eval's --metadata data_dir; MEDREASON_* variables also apply)")
+    d.add_argument("--eval-benchmarks", default="medqa,medbullets,jama", help="benchmarks whose questions the "
+                   "contamination guard drops from the input (default medqa,medbullets,jama = MedQA test, "
+                   "Medbullets, the JAMA 646 subset); a benchmark that cannot be loaded is an error")
+    d.add_argument("--contamination-threshold", type=float, default=0.5, help="word-trigram Jaccard similarity at or "
+                   "above which an input counts as a near copy of an evaluation question (default 0.5)")
+    d.add_argument("--no-contamination-check", action="store_true", help="skip the contamination guard (explicitly)")
+    d.add_argument("--limit", type=int, help="only the first N input cases")
+    d.add_argument("--batch", action="store_true", help="send the requests through the Batch API (files + batches; "
+                   "one batch per stage, failures resubmitted twice; a killed run resumes polling the batch it "
+                   "submitted, saved in OUTPUT.batches.json); --concurrency, --rpm and --tpm do not apply")
+    d.add_argument("--batch-poll-interval", type=float, default=30, help="seconds between batch status checks (default 30)")
+    d.add_argument("--dry-run", action="store_true", help="print requests, estimated tokens and cost; send nothing")
+    d.add_argument("--price-input", type=float, help="USD per 1M input tokens for --dry-run (default: a small "
+                   "table of known models)")
+    d.add_argument("--price-output", type=float, help="USD per 1M output tokens for --dry-run")
+    d.add_argument("--no-fsync", action="store_true", help="do not fsync after each line (faster; a power cut may "
+                   "lose the last lines, a killed process still loses nothing)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(run=_distill)
 
 
 def _benchmark_names() -> list[str]:

@@ -30,7 +30,7 @@ from pathlib import Path
 from lm_eval_medreason import sources
 from lm_eval_medreason.sources import DataError
 
-__all__ = ["BENCHMARKS", "Benchmark", "DataError", "describe", "load_cases", "load_file"]
+__all__ = ["BENCHMARKS", "TRAIN_BENCHMARKS", "Benchmark", "DataError", "describe", "load_cases", "load_file"]
 
 OPTION_COLUMNS = ("opa", "opb", "opc", "opd", "ope")
 LETTERS = "ABCDEFGHIJ"
@@ -49,6 +49,7 @@ class Benchmark:
     meta: tuple[tuple[str, str], ...]  # (meta key, source column/key) pairs copied into case["meta"]
     subset: str | None = None  # key of a URL list that selects and orders the cases
     answer_key: str | None = None  # key of an optional answer key to cross-check answer_idx
+    exclude: str | None = None  # key of a URL list whose cases are left out (JAMA train side: not the 646)
 
 
 _MEDQA_META = (("step", "meta_info"),)
@@ -83,6 +84,25 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
+# Train-side inputs for `medreason distill`: never evaluated, so kept apart from BENCHMARKS (the
+# evaluation benchmarks that tasks, `data validate` and the tests enumerate); load_cases knows both.
+TRAIN_BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark("medqa_train", "MedQA USMLE (US) train, 4 options", "jsonl", "medqa_train", _MEDQA_META),
+        Benchmark(
+            "jama_train",
+            "JAMA Clinical Challenge, the scraped cases outside the study's 646-case subset",
+            "csv",
+            "jama",
+            _JAMA_META,
+            answer_key="jama_key",
+            exclude="jama_subset",
+        ),
+    )
+}
+
+
 # ---------------------------------------------------------------- public API
 
 
@@ -99,6 +119,11 @@ def load_cases(benchmark: str, metadata: Mapping | None = None) -> list[dict]:
     cases = _load_source(spec, source)
     if spec.subset:
         cases = _select_subset(cases, sources.resolve(spec.subset, metadata), source.location)
+    if spec.exclude:
+        excluded = set(_read_url_list(sources.resolve(spec.exclude, metadata)))
+        cases = [case for case in cases if case["id"] not in excluded]
+        if not cases:
+            raise DataError(f"{source.location}: every case is in the evaluation subset; nothing is left to train on")
     if spec.answer_key:
         key = sources.resolve(spec.answer_key, metadata)
         if key is not None:
@@ -126,10 +151,10 @@ def describe(benchmark: str, path, cases: list[dict]) -> str:
 
 def _benchmark(name: str) -> Benchmark:
     """Look a benchmark up, with an error that lists the known names."""
-    try:
-        return BENCHMARKS[name]
-    except KeyError:
-        raise DataError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}") from None
+    spec = BENCHMARKS.get(name) or TRAIN_BENCHMARKS.get(name)
+    if spec is None:
+        raise DataError(f"unknown benchmark {name!r}; known: {', '.join(sorted({**BENCHMARKS, **TRAIN_BENCHMARKS}))}")
+    return spec
 
 
 def _load_source(spec: Benchmark, source: sources.Source) -> list[dict]:

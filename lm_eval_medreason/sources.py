@@ -1,7 +1,8 @@
 """Where each benchmark file comes from: a configured local path, a data folder, or a download.
 
 Every file the loaders read has a key (``medqa``, ``medqa_op5``, ``medbullets``,
-``medbullets_op4``, ``jama``, ``jama_subset``, ``jama_key``). ``resolve`` looks for it,
+``medbullets_op4``, ``jama``, ``jama_subset``, ``jama_key``, and the distillation input
+``medqa_train``). ``resolve`` looks for it,
 first match wins:
 
 1. lm-eval ``--metadata`` key ``{key}_path`` (e.g. ``{"medqa_path": "/data/test.jsonl"}``);
@@ -81,6 +82,12 @@ FILES: dict[str, DataFile] = {
             "medqa/medqa_us_test_4options.jsonl",
             "MedQA USMLE test set, 4 options (JSONL)",
             hub=("GBaker/MedQA-USMLE-4-options", "test"),
+        ),
+        DataFile(
+            "medqa_train",
+            "medqa/medqa_us_train_4options.jsonl",
+            "MedQA USMLE train set, 4 options (JSONL; distillation input, never evaluated)",
+            hub=("GBaker/MedQA-USMLE-4-options", "train"),
         ),
         DataFile(
             "medqa_op5",

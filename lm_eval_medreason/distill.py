@@ -1,0 +1,331 @@
+"""`medreason distill`: long reasoning traces from a teacher model, filtered into SFT data.
+
+Flow: input cases (a train split by name, or a case-schema JSONL) -> contamination guard
+(drop evaluation questions) -> teacher prompt (Jinja, ``prompts/teacher_*.j2`` or the user's
+sandboxed ``--template``) -> teacher API (``teacher.Teacher``) -> selection
+(``selection.judge_trace``, duplicates) -> ``<output>`` (kept, SFT ``messages``) or
+``<output>.dropped.jsonl`` (with the reason). The user turn of a kept example is exactly the
+evaluation prompt of the same strategy (``render_case("eval_{style}.j2", case)``), so a model
+trained on it is evaluated on the prompt it learned; the assistant turn is the trace.
+
+LongStep is one call per case. LongMonolog is the study's two stages: stage 1 answers with a
+summarised reasoning (a wrong or missing answer here drops the case before stage 2), stage 2
+expands that reasoning into a long reflective monologue.
+
+The teacher is ``teacher.Teacher`` (live requests: concurrency, rate limits, retries, optional
+helper processes) or, with ``--batch``, ``teacher_batch.BatchTeacher`` (OpenAI's Batch API); the
+pipeline does not know which. Each item's stable ``id`` hashes the template texts, the teacher model, the generation
+settings and the case, so a re-run with the same settings skips what is done
+(``trace_store``) and a change of any of them makes new items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lm_eval_medreason import selection
+from lm_eval_medreason.sources import DataError
+from lm_eval_medreason.teacher import Teacher, TeacherError, scrub
+
+STYLES = {
+    "longstep": ("teacher_longstep.j2",),
+    "longmonolog": ("teacher_longmonolog_answer.j2", "teacher_longmonolog_expand.j2"),
+}
+DEFAULT_MAX_TOKENS = {"longstep": 4096, "longmonolog": 8192}
+REASONING_MAX_TOKENS = 32768  # o1-style: the budget includes the hidden reasoning
+NAMED_INPUTS = {"medqa-train": "medqa_train", "medqa_train": "medqa_train", "jama-train": "jama_train",
+                "jama_train": "jama_train"}
+EVAL_BENCHMARKS = ("medqa", "medbullets", "jama")
+@dataclass
+class Options:
+    """Everything a distill run needs besides the teacher (see ``medreason distill --help``)."""
+
+    input: str
+    output: Path
+    style: str = "longstep"
+    template: Path | None = None
+    expand_template: Path | None = None
+    min_tokens: int | None = None
+    metadata: dict = field(default_factory=dict)
+    contamination: bool = True
+    eval_benchmarks: tuple = EVAL_BENCHMARKS
+    threshold: float = 0.5
+    limit: int | None = None
+    fsync: bool = True
+    progress: bool = True
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def load_inputs(spec: str, metadata: dict | None = None) -> list[dict]:
+    """Cases from a named train split (``medqa-train``, ``jama-train``) or a case-schema JSONL file."""
+    from lm_eval_medreason import loaders
+
+    if spec in NAMED_INPUTS:
+        return loaders.load_cases(NAMED_INPUTS[spec], metadata)
+    path = Path(spec)
+    if not path.is_file():
+        raise DataError(f"--input {spec}: no such file, and not a split name ({', '.join(sorted(NAMED_INPUTS))})")
+    text = loaders._read_text(path, str(path))
+    cases, first = [], {}
+    for pos, record in loaders._jsonl_records(text, str(path)):
+        where = f"{path} {pos}"
+        missing = [k for k in ("id", "question", "options", "answer_idx") if k not in record]
+        if missing:
+            raise DataError(f"{where}: missing key(s) {', '.join(missing)} (a case is {{id, question, options, answer_idx, answer, meta}})")
+        if not isinstance(record["options"], dict):
+            raise DataError(f"{where}: options must be an object of letter -> text, got {type(record['options']).__name__}")
+        case_id = str(record["id"]).strip()
+        if not case_id:
+            raise DataError(f"{where}: id is empty")
+        if case_id in first:
+            raise DataError(f"{where}: duplicate id {case_id!r} (first at {first[case_id]})")
+        first[case_id] = pos
+        meta = record.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise DataError(f"{where}: meta must be an object, got {type(meta).__name__}")
+        cases.append(loaders._case(where, case_id=case_id, question=record["question"], options=record["options"],
+                                   answer_idx=record["answer_idx"], answer=record.get("answer"), meta=meta))
+    if not cases:
+        raise DataError(f"{path}: no cases")
+    return cases
+
+
+def contamination_guard(options: Options) -> selection.ContaminationGuard:
+    """The guard over the evaluation benchmarks' questions, loaded by the same loaders as the tasks."""
+    from lm_eval_medreason.loaders import load_cases
+
+    questions = []
+    for benchmark in options.eval_benchmarks:
+        try:
+            cases = load_cases(benchmark, options.metadata)
+        except DataError as err:
+            raise DataError(
+                f"contamination guard: cannot load evaluation benchmark {benchmark} ({err}); give its files with "
+                "--data-dir, check fewer with --eval-benchmarks, or skip the guard with --no-contamination-check"
+            ) from None
+        questions.extend((f"{benchmark}:{case['id']}", case["question"]) for case in cases)
+    return selection.ContaminationGuard(questions, threshold=options.threshold)
+
+
+# ---------------------------------------------------------------- templates
+
+
+class Templates:
+    """The teacher prompt(s) of a style: shipped templates, or the user's own in a sandbox."""
+
+    def __init__(self, style: str, template: Path | None = None, expand_template: Path | None = None):
+        from lm_eval_medreason.prompts import environment
+
+        names = STYLES[style]
+        user = [template, expand_template if style == "longmonolog" else None]
+        self.stages, self.texts = [], []
+        for name, path in zip(names, user):
+            if path is None:
+                self.stages.append((name, environment().get_template(name)))
+                self.texts.append(environment().loader.get_source(environment(), name)[0])
+            else:
+                self.stages.append((str(path), _sandboxed(Path(path))))
+                self.texts.append(Path(path).read_text("utf-8"))
+        # the shared blocks every template includes: a change to them changes the prompts, hence the ids
+        self.texts += [environment().loader.get_source(environment(), name)[0] for name in ("question.j2", "case.j2")]
+
+    def render(self, stage: int, case: dict, **extra) -> str:
+        import jinja2
+        from jinja2.sandbox import SecurityError
+
+        label, template = self.stages[stage]
+        try:
+            return template.render(question=case["question"], options=case["options"], meta=case.get("meta", {}), **extra)
+        except jinja2.UndefinedError as err:
+            raise DataError(f"template {label}: undefined variable ({err}); it may use question, options, meta"
+                            + (", summary" if stage else "")) from None
+        except SecurityError as err:
+            raise DataError(f"template {label}: blocked by the sandbox ({err})") from None
+
+
+def _sandboxed(path: Path):
+    """A user template: SandboxedEnvironment, StrictUndefined, may include the shipped templates."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from lm_eval_medreason.resources import prompts_dir
+
+    if not path.is_file():
+        raise DataError(f"--template {path}: no such file")
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader([str(path.resolve().parent), str(prompts_dir())]),
+        undefined=jinja2.StrictUndefined, autoescape=False,
+    )
+    try:
+        return env.get_template(path.name)
+    except jinja2.TemplateSyntaxError as err:
+        raise DataError(f"template {path} line {err.lineno}: {err.message}") from None
+
+
+def item_id(templates: Templates, teacher: Teacher, style: str, case: dict) -> str:
+    """The stable id of (templates, model, settings, case)."""
+    key = [templates.texts, teacher.model, style, teacher.settings(),
+           [case["id"], case["question"], case["options"], case["answer_idx"]]]
+    return hashlib.sha256(json.dumps(key, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:24]
+
+
+# ---------------------------------------------------------------- the run
+
+
+class Run:
+    """One distillation run over pending cases; counts what happened for the summary."""
+
+    def __init__(self, options: Options, teacher: Teacher, templates: Templates, store, min_tokens: int):
+        self.options, self.teacher, self.templates, self.store = options, teacher, templates, store
+        self.min_tokens = min_tokens
+        self.counts: Counter = Counter()
+        self.kept_tokens: list[int] = [r["meta"].get("trace_tokens", 0) for r in store.kept_records]
+
+    def drop(self, ident: str, case: dict, reason: str, final: bool = True, **extra) -> None:
+        self.counts[reason] += 1
+        self.store.write("dropped", {"id": ident, "source_id": case["id"], "reason": reason, "final": final,
+                                     "teacher_model": self.teacher.model, "style": self.options.style, **extra})
+
+    async def one(self, ident: str, case: dict) -> None:
+        style, usage = self.options.style, Counter()
+        try:
+            prompt = self.templates.render(0, case)
+            reply = await self.teacher.ask(prompt, custom_id=f"{ident}-1")
+            _add_usage(usage, reply)
+            if style == "longmonolog":
+                stage1 = selection.judge_trace(reply.text, reply.finish_reason, case, 0)
+                if stage1.reason:
+                    return self.drop(ident, case, stage1.reason, stage=1, answer=stage1.answer,
+                                     gold=case["answer_idx"], finish_reason=reply.finish_reason, **usage)
+                prompt = self.templates.render(1, case, summary=reply.text)
+                reply = await self.teacher.ask(prompt, custom_id=f"{ident}-2")
+                _add_usage(usage, reply)
+        except TeacherError as err:
+            return self.drop(ident, case, err.kind, final=err.final, error=scrub(str(err)), **usage)
+        judged = selection.judge_trace(reply.text, reply.finish_reason, case, self.min_tokens)
+        extra = {"answer": judged.answer, "gold": case["answer_idx"], "finish_reason": reply.finish_reason, **usage}
+        if judged.reason:
+            return self.drop(ident, case, judged.reason, trace_tokens=judged.tokens, **extra)
+        digest = selection.trace_hash(judged.text)
+        if digest in self.store.trace_hashes:
+            return self.drop(ident, case, "duplicate", trace_tokens=judged.tokens, **extra)
+        self.store.trace_hashes.add(digest)
+        from lm_eval_medreason.prompts import render_case
+
+        user = render_case(f"eval_{style}.j2", case)
+        meta = {"source_id": case["id"], "teacher_model": self.teacher.model, "style": style,
+                "trace_tokens": judged.tokens, "trace_hash": digest, **extra}
+        self.store.write("kept", {"id": ident, "source_id": case["id"], "messages": [
+            {"role": "user", "content": user}, {"role": "assistant", "content": judged.text}], "meta": meta})
+        self.counts["kept"] += 1
+        self.kept_tokens.append(judged.tokens)
+
+    async def all(self, pending: list[tuple[str, dict]]) -> None:
+        from tqdm import tqdm
+
+        queue: asyncio.Queue = asyncio.Queue()
+        for item in pending:
+            queue.put_nowait(item)
+        bar = tqdm(total=len(pending), desc="distill", unit="case", disable=not self.options.progress, file=sys.stderr)
+
+        async def worker():
+            while not queue.empty():
+                ident, case = queue.get_nowait()
+                await self.one(ident, case)
+                bar.update(1)
+
+        try:
+            async with self.teacher:
+                await asyncio.gather(*(worker() for _ in range(min(self.teacher.concurrency, len(pending)) or 1)))
+        finally:
+            bar.close()
+
+
+def _add_usage(usage: Counter, reply) -> None:
+    usage["prompt_tokens"] += reply.prompt_tokens
+    usage["completion_tokens"] += reply.completion_tokens
+    usage["reasoning_tokens"] += reply.reasoning_tokens
+
+
+def prepare(options: Options, teacher: Teacher):
+    """Templates, the cases still to do, and those dropped as contaminated (not yet recorded)."""
+    templates = Templates(options.style, options.template, options.expand_template)
+    cases = load_inputs(options.input, options.metadata)
+    if options.limit:
+        cases = cases[: options.limit]
+    guard = contamination_guard(options) if options.contamination else None
+    items = [(item_id(templates, teacher, options.style, case), case) for case in cases]
+    for _, case in items[:1]:
+        templates.render(0, case)  # fail fast on a bad template
+        if len(templates.stages) > 1:
+            templates.render(1, case, summary="")
+    return templates, items, guard
+
+
+def run(options: Options, teacher: Teacher) -> dict:
+    """Distill; returns the statistics it prints. Safe to interrupt and re-run (see trace_store)."""
+    from lm_eval_medreason.trace_store import TraceStore
+
+    templates, items, guard = prepare(options, teacher)
+    min_tokens = options.min_tokens if options.min_tokens is not None else selection.DEFAULT_MIN_TOKENS[options.style]
+    store = TraceStore(options.output, fsync=options.fsync)
+    job = Run(options, teacher, templates, store, min_tokens)
+    skipped = sum(1 for ident, _ in items if ident in store.done)
+    pending = []
+    try:
+        for ident, case in items:
+            if ident in store.done:
+                continue
+            match = guard.match(case["question"]) if guard else None
+            if match:
+                job.drop(ident, case, "contaminated", eval_case=match[0], similarity=round(match[1], 3))
+            else:
+                pending.append((ident, case))
+        asyncio.run(job.all(pending))
+    finally:
+        store.close()
+    return summarise(options, job, store, len(items), skipped)
+
+
+def summarise(options: Options, job: Run, store, total: int, skipped: int) -> dict:
+    """The statistics of the run, all files included (earlier runs too)."""
+    from lm_eval_medreason.trace_store import read_lines
+
+    kept = read_lines(store.output)
+    records = read_lines(store.dropped)
+    dropped = Counter(r["reason"] for r in records)
+    tokens = [r["meta"].get("trace_tokens", 0) for r in kept]
+    return {"inputs": total, "resumed": skipped, "this_run": dict(job.counts), "kept": len(kept),
+            "dropped": dict(sorted(dropped.items())), "retry": sum(1 for r in records if not r.get("final", True)),
+            "mean_tokens": round(sum(tokens) / len(tokens), 1) if tokens else None,
+            "study_mean_tokens": selection.STUDY_MEAN_TOKENS[options.style]}
+
+
+def format_stats(stats: dict, output: Path) -> str:
+    mean = "-" if stats["mean_tokens"] is None else f"{stats['mean_tokens']:.0f}"
+    lines = [
+        f"inputs: {stats['inputs']} ({stats['resumed']} done in earlier runs)",
+        f"kept: {stats['kept']} in {output} (mean {mean} tokens per trace; the study's mean: {stats['study_mean_tokens']})",
+        f"dropped: {sum(stats['dropped'].values())} in {output.name}.dropped.jsonl"
+        + "".join(f"\n  {reason}: {n}" for reason, n in stats["dropped"].items()),
+    ]
+    retry = stats.get("retry", 0)
+    if retry:
+        lines.append(f"{retry} of the dropped failed for a reason that may pass (API errors after retries, malformed "
+                     "responses): run the same command again to retry them")
+    return "\n".join(lines)
+
+
+def dry_run(options: Options, teacher: Teacher, price_input: float | None, price_output: float | None) -> str:
+    """What a run would send: requests, estimated tokens and cost; sends nothing (see ``distill_estimate``)."""
+    from lm_eval_medreason.distill_estimate import estimate
+
+    return estimate(options, teacher, price_input, price_output)

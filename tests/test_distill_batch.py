@@ -1,0 +1,89 @@
+"""`medreason distill --batch` against the fake teacher's minimal Batch API: one batch per stage,
+failures resubmitted, and a run killed while its batch is in flight resumes polling that batch."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fake_teacher import Fault, correct_trace, fake_teacher
+from lm_eval_medreason.cli import main
+from lm_eval_medreason.trace_store import read_lines
+from synthetic import write_jsonl
+from test_distill import KEY, cases, distill_args, gold_of, outcomes
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_batch_mode_selection_and_resubmission(tmp_path):
+    rows = cases(6)
+    write_jsonl(tmp_path / "cases.jsonl", rows)
+    gold = gold_of(rows)
+
+    def script(case, attempt, body):
+        if case == "c01" and attempt == 1:
+            return Fault(500)  # in the error file: resubmitted in a second batch
+        if case == "c02":
+            return Fault(500)  # fails every time: an api_error drop after two resubmissions
+        if case == "c03":
+            return Fault(finish_reason="length", text="Step 1.")
+        if case == "c04":
+            return "The answer is (Z)"
+        return correct_trace(gold[case], case)
+
+    with fake_teacher(script) as (url, server):
+        args = distill_args(tmp_path / "cases.jsonl", tmp_path / "o.jsonl", url, "--batch", "--batch-poll-interval", "0.05")
+        assert main(args) == 0
+        kept, dropped = outcomes(tmp_path / "o.jsonl")
+        assert sorted(r["source_id"] for r in kept) == ["c00", "c01", "c05"]
+        assert {r["source_id"]: r["reason"] for r in dropped} == {"c02": "api_error", "c03": "length", "c04": "no_answer"}
+        assert server.calls["batches.create"] == 3 and server.calls["files.create"] == 3
+        assert server.requests["c02"] == 3 and server.requests["c00"] == 1
+        assert not server.bodies or all(b["model"] == "teacher" for b in server.bodies)
+        assert json.loads((tmp_path / "o.jsonl.batches.json").read_text()) == {}  # no batch left in flight
+
+
+def test_batch_mode_longmonolog_two_batches(tmp_path):
+    rows = cases(3)
+    write_jsonl(tmp_path / "cases.jsonl", rows)
+    gold = gold_of(rows)
+
+    def script(case, attempt, body):
+        if "Summarised reasoning:" in body["messages"][-1]["content"]:
+            return correct_trace(gold[case], case)
+        return f"- summary\nThe answer is ({gold[case]})"
+
+    with fake_teacher(script) as (url, server):
+        args = distill_args(tmp_path / "cases.jsonl", tmp_path / "o.jsonl", url, "--batch", "--batch-poll-interval",
+                            "0.05", "--style", "longmonolog")
+        assert main(args) == 0
+    kept, dropped = outcomes(tmp_path / "o.jsonl")
+    assert len(kept) == 3 and not dropped and server.calls["batches.create"] == 2
+
+
+def test_killed_batch_run_resumes_the_submitted_batch(tmp_path):
+    rows = cases(4)
+    write_jsonl(tmp_path / "cases.jsonl", rows)
+    gold = gold_of(rows)
+    output = tmp_path / "o.jsonl"
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(REPO)}
+    with fake_teacher(lambda case, attempt, body: correct_trace(gold[case], case)) as (url, server):
+        server.hold = True  # the batch stays in progress
+        args = distill_args(tmp_path / "cases.jsonl", output, url, "--batch", "--batch-poll-interval", "0.05")
+        proc = subprocess.Popen([sys.executable, "-m", "lm_eval_medreason.cli", *args], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while server.calls["batches.retrieve"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        state = (tmp_path / "o.jsonl.batches.json").read_text()
+        assert "batch-0" in state and KEY not in state
+        server.hold = False
+        assert main(args) == 0
+        assert server.calls["batches.create"] == 1 and server.calls["files.create"] == 1  # nothing paid twice
+    kept, dropped = outcomes(output)
+    assert len(kept) == 4 and not dropped
