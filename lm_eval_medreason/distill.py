@@ -73,29 +73,7 @@ def load_inputs(spec: str, metadata: dict | None = None) -> list[dict]:
     path = Path(spec)
     if not path.is_file():
         raise DataError(f"--input {spec}: no such file, and not a split name ({', '.join(sorted(NAMED_INPUTS))})")
-    text = loaders._read_text(path, str(path))
-    cases, first = [], {}
-    for pos, record in loaders._jsonl_records(text, str(path)):
-        where = f"{path} {pos}"
-        missing = [k for k in ("id", "question", "options", "answer_idx") if k not in record]
-        if missing:
-            raise DataError(f"{where}: missing key(s) {', '.join(missing)} (a case is {{id, question, options, answer_idx, answer, meta}})")
-        if not isinstance(record["options"], dict):
-            raise DataError(f"{where}: options must be an object of letter -> text, got {type(record['options']).__name__}")
-        case_id = str(record["id"]).strip()
-        if not case_id:
-            raise DataError(f"{where}: id is empty")
-        if case_id in first:
-            raise DataError(f"{where}: duplicate id {case_id!r} (first at {first[case_id]})")
-        first[case_id] = pos
-        meta = record.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise DataError(f"{where}: meta must be an object, got {type(meta).__name__}")
-        cases.append(loaders._case(where, case_id=case_id, question=record["question"], options=record["options"],
-                                   answer_idx=record["answer_idx"], answer=record.get("answer"), meta=meta))
-    if not cases:
-        raise DataError(f"{path}: no cases")
-    return cases
+    return loaders.load_case_file(path)
 
 
 def contamination_guard(options: Options) -> selection.ContaminationGuard:
