@@ -31,7 +31,7 @@ class Reply:
         return json.dumps({"error": error}).encode()
 
 
-def completion(text: str, model: str, number: int) -> bytes:
+def completion(text: str, model: str, number: int, finish_reason: str = "stop", usage: dict | None = None) -> bytes:
     """An OpenAI chat.completion object whose one choice says ``text``."""
     return json.dumps(
         {
@@ -39,10 +39,22 @@ def completion(text: str, model: str, number: int) -> bytes:
             "object": "chat.completion",
             "created": 0,
             "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "choices": [{"index": 0, "finish_reason": finish_reason, "message": {"role": "assistant", "content": text}}],
+            "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         }
     ).encode()
+
+
+@contextmanager
+def serve_in_thread(server, base_url: str):
+    """Run ``server`` on a daemon thread; yield ``base_url`` (formatted with ``port``); always shut it down."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield base_url.format(port=server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class Requests(list):
@@ -85,10 +97,5 @@ def fake_chat_server(answer):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions", requests
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(server, "http://127.0.0.1:{port}/v1/chat/completions") as url:
+        yield url, requests

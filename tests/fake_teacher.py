@@ -33,6 +33,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from fake_openai import completion as openai_completion
+from fake_openai import serve_in_thread
+
 CASE = re.compile(r"\[case ([^\]]+)\]")
 
 
@@ -47,13 +50,10 @@ class Fault:
 
 
 def completion(text: str, model: str, number: int, finish_reason: str = "stop", reasoning_tokens: int = 0) -> bytes:
+    """fake_openai's chat.completion with fixed usage figures, reasoning tokens included."""
     usage = {"prompt_tokens": 100, "completion_tokens": 50 + reasoning_tokens, "total_tokens": 150 + reasoning_tokens,
              "completion_tokens_details": {"reasoning_tokens": reasoning_tokens}}
-    return json.dumps({
-        "id": f"chatcmpl-{number}", "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "finish_reason": finish_reason, "message": {"role": "assistant", "content": text}}],
-        "usage": usage,
-    }).encode()
+    return openai_completion(text, model, number, finish_reason, usage)
 
 
 class Server(ThreadingHTTPServer):
@@ -184,13 +184,8 @@ def fake_teacher(script, latency: float = 0.0, reasoning_tokens: int = 0):
     server.log = []
     server.calls = Counter()
     server.files, server.batches, server.hold = {}, {}, False
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", server
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(server, "http://127.0.0.1:{port}/v1") as url:
+        yield url, server
 
 
 def correct_trace(letter: str, salt: str = "", words: int = 400) -> str:
