@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
 
     add_distill_parser(commands)
+    # Listed here for --help only: main() hands `train` its own arguments, since any SFTConfig field is one.
+    commands.add_parser("train", add_help=False, help="fine-tune a student on distilled traces (TRL SFT + LoRA + "
+                        "DeepSpeed ZeRO-3 through accelerate); medreason train --help for its options")
     return parser
 
 
@@ -265,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     from lm_eval_medreason.loaders import DataError
     from lm_eval_medreason.results import ReportError
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:
+        from lm_eval_medreason.train import main as train
+
+        return train(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -30,7 +30,7 @@ from pathlib import Path
 from lm_eval_medreason import sources
 from lm_eval_medreason.sources import DataError
 
-__all__ = ["BENCHMARKS", "TRAIN_BENCHMARKS", "Benchmark", "DataError", "describe", "load_cases", "load_file"]
+__all__ = ["BENCHMARKS", "TRAIN_BENCHMARKS", "Benchmark", "DataError", "describe", "iter_jsonl", "load_cases", "load_file"]
 
 OPTION_COLUMNS = ("opa", "opb", "opc", "opd", "ope")
 LETTERS = "ABCDEFGHIJ"
@@ -135,9 +135,8 @@ def load_case_file(path) -> list[dict]:
     """Cases from a JSONL file already in the case schema (``{id, question, options, answer_idx, answer, meta}``),
     every row checked like the benchmark loaders' (used by ``medreason distill --input FILE``)."""
     path = Path(path)
-    text = _read_text(path, str(path))
     cases, first = [], {}
-    for pos, record in _jsonl_records(text, str(path)):
+    for pos, record in iter_jsonl(path):
         where = f"{path} {pos}"
         missing = [k for k in ("id", "question", "options", "answer_idx") if k not in record]
         if missing:
@@ -158,6 +157,12 @@ def load_case_file(path) -> list[dict]:
     if not cases:
         raise DataError(f"{path}: no cases")
     return cases
+
+
+def iter_jsonl(path) -> Iterator[tuple[str, dict]]:
+    """Yield ("line N", object) for each non-blank line of a JSONL file; unreadable files and bad lines are DataErrors."""
+    path = Path(path)
+    yield from _jsonl_records(_read_text(path, str(path)), str(path))
 
 
 def describe(benchmark: str, path, cases: list[dict]) -> str:

@@ -1,0 +1,168 @@
+"""The training script every process runs under ``accelerate launch``: TRL SFT with a LoRA adapter.
+
+Modelled on TRL's ``trl/scripts/sft.py``: the config classes carry the options, the
+script only wires them. ``medreason train`` writes the resolved recipe to
+``OUTPUT_DIR/medreason_train.yaml`` and launches, on every process::
+
+    python -m lm_eval_medreason.sft --config OUTPUT_DIR/medreason_train.yaml
+
+It resumes from the newest checkpoint in the output folder, saves the adapter, checks it
+(``adapters.check_adapter``) and writes ``train_summary.json`` with a one-line summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
+
+from lm_eval_medreason.adapters import AdapterError, check_adapter
+from lm_eval_medreason.training_data import read_sft_jsonl
+
+SUMMARY_FILE = "train_summary.json"
+CONFIG_FILE = "medreason_train.yaml"
+
+
+@dataclass
+class MedreasonArguments:
+    """medreason's own recipe keys, beside SFTConfig's and ModelConfig's."""
+
+    data: str | None = field(default=None, metadata={"help": "JSONL of chat `messages` ending with the assistant turn"})
+    strategy: str | None = field(
+        default=None, metadata={"help": "the evaluation strategy the data teaches (cot, longstep, longmonolog)"}
+    )
+    effective_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "examples per optimizer step; gradient_accumulation_steps is derived from it"},
+    )
+
+
+def make_parser() -> TrlParser:
+    return TrlParser((MedreasonArguments, SFTConfig, ModelConfig))
+
+
+class PaddingTrackingSFTTrainer(SFTTrainer):
+    """SFTTrainer that logs ``padding_fraction`` (padding positions / all positions, since the start of
+    this run) and counts the real tokens it trained on."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.padding_counts = torch.zeros(2, dtype=torch.long)  # padding positions, all positions
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training:
+            positions = inputs["input_ids"].numel()
+            if "attention_mask" in inputs:
+                real = int(inputs["attention_mask"].sum())
+            else:  # padding-free: one flattened row, padded at most at its end (pad_to_multiple_of)
+                row = inputs["position_ids"][0]
+                real = int(row.nonzero().max()) + 1 if row.any() else row.numel()
+            counts = torch.tensor([positions - real, positions], device=inputs["input_ids"].device)
+            self.padding_counts += self.accelerator.gather(counts).view(-1, 2).sum(0).cpu()
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    @property
+    def padding_fraction(self) -> float:
+        padding, positions = self.padding_counts.tolist()
+        return padding / positions if positions else 0.0
+
+    @property
+    def trained_tokens(self) -> int:
+        padding, positions = self.padding_counts.tolist()
+        return positions - padding
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            logs["padding_fraction"] = round(self.padding_fraction, 4)
+        super().log(logs, start_time)
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest checkpoint saved whole: the Trainer writes trainer_state.json last, so a checkpoint that a
+    kill cut short has none and is passed over (transformers' get_last_checkpoint would pick it and fail)."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+    from transformers.trainer import TRAINER_STATE_NAME
+
+    folders = [p for p in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.split("-")[-1].isdigit()]
+    complete = [p for p in folders if (p / TRAINER_STATE_NAME).is_file()]
+    return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
+
+
+def summarize(trainer: PaddingTrackingSFTTrainer, runtime: float, resumed_from: str | None) -> dict:
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    tokens = trainer.trained_tokens
+    return {
+        "steps": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps,
+        "tokens": tokens,  # trained in this run (after a resume: since the resume)
+        "runtime_s": runtime,
+        "tokens_per_s": tokens / runtime if runtime else 0.0,
+        "final_loss": losses[-1] if losses else None,
+        "first_loss": losses[0] if losses else None,
+        "padding_fraction": trainer.padding_fraction,
+        "resumed_from": resumed_from,
+    }
+
+
+def summary_line(summary: dict) -> str:
+    loss = "n/a" if summary["final_loss"] is None else f"{summary['final_loss']:.4f}"
+    return (
+        f"trained {summary['steps']} steps, {summary['tokens']:,} tokens, {summary['tokens_per_s']:,.0f} tokens/s, "
+        f"final loss {loss}, padding {summary['padding_fraction']:.1%}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    # DeepSpeed's collectives trip torch's deprecation warning at every step: noise, not news.
+    warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
+    args, training_args, model_args = make_parser().parse_args_and_config(argv)
+    examples, _ = read_sft_jsonl(args.data)
+    if training_args.padding_free and not training_args.packing:
+        # TRL refuses max_length with unpacked padding-free batches, since it would not cut there;
+        # `medreason train` has already checked that no example is longer, so nothing needs cutting.
+        training_args.max_length = None
+    training_args.model_init_kwargs = {
+        "revision": model_args.model_revision,
+        "trust_remote_code": training_args.trust_remote_code,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+        **(training_args.model_init_kwargs or {}),
+    }
+    from datasets import Dataset
+
+    trainer = PaddingTrackingSFTTrainer(
+        model=model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=Dataset.from_list(examples),
+        peft_config=get_peft_config(model_args),
+    )
+    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+    if resume:
+        trainer.accelerator.print(f"medreason train: resuming from {resume}")
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(training_args.output_dir)
+
+    status = 0
+    if trainer.accelerator.is_main_process:
+        summary = summarize(trainer, result.metrics["train_runtime"], resume)
+        try:
+            if model_args.use_peft:
+                stats = check_adapter(training_args.output_dir)
+                summary["adapter"] = {"tensors": stats.tensors, "parameters": stats.parameters}
+        except AdapterError as err:
+            print(f"medreason train: error: {err}", file=sys.stderr)
+            status = 1
+        (Path(training_args.output_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"medreason train: {summary_line(summary)}", flush=True)
+    trainer.accelerator.wait_for_everyone()  # the other processes must not tear the group down meanwhile
+    trainer.end()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

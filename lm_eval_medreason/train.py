@@ -1,0 +1,275 @@
+"""`medreason train`: resolve a recipe, check the data against it, launch accelerate with ZeRO-3.
+
+The recipe (``training/recipes``), then the command line's SFTConfig / ModelConfig fields,
+then the derived values (gradient accumulation from the effective batch size) are merged
+into one file, ``OUTPUT_DIR/medreason_train.yaml``, which is the whole record of the run
+and what every process reads (``lm_eval_medreason.sft``). After training: the ``lm_eval``
+commands that evaluate the adapter and, with ``--merge``, full weights for serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+import shlex
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lm_eval_medreason.loaders import DataError
+from lm_eval_medreason.recipes import RecipeError, load_recipe, recipe_names
+from lm_eval_medreason.resources import training_dir
+
+OWN_KEYS = ("data", "strategy", "effective_batch_size")
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class TrainError(ValueError):
+    """A setting is wrong or the run failed; the message is one line saying what to fix."""
+
+
+@dataclass
+class Plan:
+    """Everything a launch needs, resolved before anything heavy starts."""
+
+    settings: dict  # the merged recipe: what medreason_train.yaml holds
+    config_file: Path
+    command: list[str]  # the accelerate launch command
+    output_dir: Path
+    num_processes: int
+    machine_rank: int
+    dtype: str  # of the trained weights: bfloat16 or float32
+    lora_r: int
+    merge: bool
+    dry_run: bool
+
+
+def default_accelerate_config() -> Path:
+    return training_dir() / "accelerate" / "zero3.yaml"
+
+
+HELP = """\
+Fine-tune a student on distilled traces: TRL SFT with a LoRA adapter under DeepSpeed ZeRO-3,
+launched through accelerate with training/accelerate/zero3.yaml:
+
+  medreason train --recipe qwen2.5-72b-longmonolog --data data/longmonolog.jsonl \\
+      --output-dir runs/q72-lm --num-processes 8
+
+Any field of TRL's SFTConfig or ModelConfig overrides the recipe: --learning_rate 5.0e-5,
+--lora_r 32, --packing true, --bf16 false. Arguments after `--` go to `accelerate launch`
+(multi-node: -- --num_machines 2 --machine_rank 0 --main_process_ip HOST --main_process_port 29500).
+Every example must fit max_length (nothing is truncated; the command refuses otherwise).
+Running the same command again resumes from the newest checkpoint in --output-dir.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="medreason train", description=HELP, allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", required=True, help=f"a shipped recipe ({', '.join(recipe_names())}) or a YAML file")
+    p.add_argument("--data", help="JSONL of chat `messages` ending with the assistant turn (medreason distill's output)")
+    p.add_argument("--output-dir", required=True, help="where checkpoints, the adapter and the summary go; "
+                   "running again with the same folder resumes from its newest checkpoint")
+    p.add_argument("--model", help="base model (hub id or folder), instead of the recipe's model_name_or_path")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (overrides the epochs)")
+    p.add_argument("--num-processes", type=int, help="processes in all, one per GPU, across every machine "
+                   "(default: the GPUs of this machine, or 1)")
+    p.add_argument("--accelerate-config", default=str(default_accelerate_config()),
+                   help="accelerate config file (default: the shipped DeepSpeed ZeRO-3 one, training/accelerate/zero3.yaml)")
+    p.add_argument("--merge", action="store_true", help="after training, also write base + adapter merged "
+                   "into full weights in OUTPUT_DIR/merged (needs the memory for the whole model)")
+    p.add_argument("--dry-run", action="store_true", help="check the data and print the resolved settings and "
+                   "the accelerate command; launch nothing")
+    return p
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(medreason train's arguments, accelerate launch's: everything after ``--``)."""
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1 :]
+    return argv, []
+
+
+def plan(argv: list[str]) -> Plan:
+    """Resolve the recipe and the command line into a run, checking settings and data; launch nothing."""
+    own_argv, accelerate_args = split_argv(argv)
+    args, field_args = build_parser().parse_known_args(own_argv)
+    recipe, recipe_file = load_recipe(args.recipe)
+
+    from lm_eval_medreason.sft import CONFIG_FILE, make_parser
+
+    field_parser = make_parser()
+    unknown = sorted(set(recipe) - {a.dest for a in field_parser._actions})
+    if unknown:
+        raise TrainError(f"{recipe_file}: unknown setting(s) {', '.join(unknown)}: not fields of TRL's SFTConfig, "
+                         f"ModelConfig or medreason's ({', '.join(OWN_KEYS)})")
+    overrides = parse_overrides(field_args)
+    for flag, key in (("model", "model_name_or_path"), ("max_steps", "max_steps"), ("data", "data")):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    output_dir = Path(args.output_dir).resolve()
+    settings = {**recipe, **overrides, "output_dir": str(output_dir)}
+    if not settings.get("data"):
+        raise TrainError("no training data: pass --data FILE.jsonl (or set data: in the recipe)")
+    if not settings.get("model_name_or_path"):
+        raise TrainError(f"{recipe_file}: no model_name_or_path; pass --model")
+
+    num_processes = args.num_processes or _visible_gpus() or 1
+    effective = settings.get("effective_batch_size")
+    if effective:
+        if "gradient_accumulation_steps" in overrides:
+            raise TrainError("set --effective_batch_size, not --gradient_accumulation_steps: medreason derives the "
+                             "accumulation from the effective batch size, the per-device batch and the processes")
+        per_device = int(settings.get("per_device_train_batch_size", 8))
+        steps, rest = divmod(int(effective), per_device * num_processes)
+        if rest or not steps:
+            raise TrainError(f"effective_batch_size {effective} is not a multiple of per_device_train_batch_size "
+                             f"{per_device} x {num_processes} processes; change one of them")
+        settings["gradient_accumulation_steps"] = steps
+
+    resolved = resolve(settings)
+    check_data(settings, resolved.max_length)
+    config_file = output_dir / CONFIG_FILE
+    precision = "bf16" if resolved.bf16 else "fp16" if resolved.fp16 else "no"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(args.accelerate_config),
+        "--num_processes", str(num_processes), "--mixed_precision", precision,
+        *_default_port(accelerate_args), *accelerate_args,
+        "-m", "lm_eval_medreason.sft", "--config", str(config_file),
+    ]
+    return Plan(settings, config_file, command, output_dir, num_processes, _machine_rank(accelerate_args),
+                dtype="bfloat16" if resolved.bf16 else "float32", lora_r=resolved.lora_r,
+                merge=args.merge, dry_run=args.dry_run)
+
+
+def parse_overrides(field_args: list[str]) -> dict:
+    """The SFTConfig / ModelConfig / medreason fields given on the command line, typed by TRL's own parser."""
+    from lm_eval_medreason.sft import make_parser
+
+    parser = make_parser()
+    parser.error = _raise_train_error  # one line, not argparse's usage of 300 options
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    namespace, unknown = parser.parse_known_args(field_args)
+    if unknown:
+        raise TrainError(f"unknown argument(s) {' '.join(unknown)}: not an option of medreason train nor a field of "
+                         f"TRL's SFTConfig, ModelConfig or medreason's ({', '.join(OWN_KEYS)})")
+    return {key: value.value if isinstance(value, enum.Enum) else value for key, value in vars(namespace).items()}
+
+
+def _raise_train_error(message: str):
+    raise TrainError(message)
+
+
+def resolve(settings: dict) -> argparse.Namespace:
+    """Every field's value as each process will parse it (typed by TRL's parser; the config classes are built,
+    and check their combinations, in the processes: building SFTConfig here would set up devices)."""
+    from lm_eval_medreason.sft import make_parser
+
+    parser = make_parser()
+    parser.error = _raise_train_error
+    parser.set_defaults_with_config(**settings)
+    for action in parser._actions:
+        action.required = False
+    return parser.parse_args([])
+
+
+def check_data(settings: dict, max_length: int | None) -> None:
+    """Read and validate the data, and refuse it if an example is longer than max_length (never truncate)."""
+    from transformers import AutoTokenizer
+
+    from lm_eval_medreason.training_data import check_max_length, read_sft_jsonl, token_lengths
+
+    examples, positions = read_sft_jsonl(settings["data"])
+    tokenizer = AutoTokenizer.from_pretrained(
+        settings["model_name_or_path"], revision=settings.get("model_revision", "main"),
+        trust_remote_code=bool(settings.get("trust_remote_code")),
+    )
+    lengths = token_lengths(tokenizer, examples)
+    longest = check_max_length(settings["data"], positions, lengths, max_length)
+    limit = "no max_length" if max_length is None else f"max_length {max_length}"
+    print(f"medreason train: {len(examples)} examples, {sum(lengths):,} tokens; longest {longest.tokens} tokens "
+          f"({settings['data']} {longest.position}), {limit}", flush=True)
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _machine_rank(accelerate_args: list[str]) -> int:
+    for flag in ("--machine_rank", "--machine-rank"):
+        if flag in accelerate_args:
+            return int(accelerate_args[accelerate_args.index(flag) + 1])
+    return 0
+
+
+def _default_port(accelerate_args: list[str]) -> list[str]:
+    """A free port on a single machine, so that two runs (or a restart) never collide on 29500."""
+    if any(a.startswith(("--main_process_port", "--main-process-port", "--num_machines", "--num-machines"))
+           for a in accelerate_args):
+        return []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return ["--main_process_port", str(s.getsockname()[1])]
+
+
+def eval_commands(run: Plan, merged_dir: Path | None) -> list[str]:
+    """The lm_eval commands that evaluate the trained adapter: HF with peft=, vLLM with its LoRA support."""
+    base, adapter_dir, dtype = run.settings["model_name_or_path"], run.output_dir, run.dtype
+    tasks = f"medreason_{run.settings.get('strategy') or 'STRATEGY'}"
+    rank = next((r for r in VLLM_LORA_RANKS if r >= run.lora_r), VLLM_LORA_RANKS[-1])
+    tail = f"--tasks {tasks} --apply_chat_template --batch_size auto"
+    commands = [
+        f"lm_eval --model hf --model_args pretrained={base},peft={adapter_dir},dtype={dtype} {tail}",
+        f"lm_eval --model vllm --model_args pretrained={base},lora_local_path={adapter_dir},max_lora_rank={rank},"
+        f"dtype={dtype},enable_prefix_caching=True {tail}",
+    ]
+    if merged_dir is not None:
+        commands.append(f"lm_eval --model vllm --model_args pretrained={merged_dir},dtype={dtype},"
+                        f"enable_prefix_caching=True {tail}")
+    return commands
+
+
+def write_config(run: Plan) -> None:
+    run.output_dir.mkdir(parents=True, exist_ok=True)
+    header = "# Written by medreason train: the recipe, the command line's settings and the derived ones.\n"
+    run.config_file.write_text(header + yaml.safe_dump(run.settings, sort_keys=False), encoding="utf-8")
+
+
+def main(argv: list[str]) -> int:
+    try:
+        run = plan(argv)
+    except (TrainError, RecipeError, DataError) as err:
+        print(f"medreason train: error: {err}", file=sys.stderr)
+        return 1
+    write_config(run)
+    print(f"medreason train: settings in {run.config_file}", flush=True)
+    print(f"medreason train: {shlex.join(run.command)}", flush=True)
+    if run.dry_run:
+        return 0
+    completed = subprocess.run(run.command, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    if completed.returncode != 0:
+        print(f"medreason train: error: training failed (exit {completed.returncode}); see the output above. "
+              f"Running the same command again resumes from the newest checkpoint in {run.output_dir}", file=sys.stderr)
+        return completed.returncode
+    if run.machine_rank != 0:
+        return 0
+    merged = None
+    if run.merge:
+        from lm_eval_medreason.adapters import merge_adapter
+
+        merged = merge_adapter(run.output_dir, run.output_dir / "merged", run.dtype)
+        print(f"medreason train: merged weights in {merged}")
+    print("medreason train: evaluate the adapter with:")
+    for command in eval_commands(run, merged):
+        print(f"  {command}")
+    return 0
