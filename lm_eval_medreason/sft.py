@@ -117,10 +117,10 @@ def summary_line(summary: dict) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    # DeepSpeed's collectives trip torch's deprecation warning at every step: noise, not news.
-    warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
-    args, training_args, model_args = make_parser().parse_args_and_config(argv)
+def build_trainer(args: MedreasonArguments, training_args: SFTConfig, model_args: ModelConfig):
+    """The trainer of a run: the data as prompt-completion examples, the model by name, LoRA from ModelConfig."""
+    from datasets import Dataset
+
     examples, _ = read_sft_jsonl(args.data)
     if training_args.padding_free and not training_args.packing:
         # TRL refuses max_length with unpacked padding-free batches, since it would not cut there;
@@ -133,14 +133,19 @@ def main(argv: list[str] | None = None) -> int:
         "dtype": model_args.dtype,
         **(training_args.model_init_kwargs or {}),
     }
-    from datasets import Dataset
-
-    trainer = PaddingTrackingSFTTrainer(
+    return PaddingTrackingSFTTrainer(
         model=model_args.model_name_or_path,
         args=training_args,
         train_dataset=Dataset.from_list(examples),
         peft_config=get_peft_config(model_args),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    # DeepSpeed's collectives trip torch's deprecation warning at every step: noise, not news.
+    warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
+    args, training_args, model_args = make_parser().parse_args_and_config(argv)
+    trainer = build_trainer(args, training_args, model_args)
     resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
     if resume:
         trainer.accelerator.print(f"medreason train: resuming from {resume}")
