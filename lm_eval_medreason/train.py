@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-processes", type=int, help="processes in all, one per GPU, across every machine "
                    "(default: the GPUs of this machine, or 1)")
     p.add_argument("--accelerate-config", default=str(default_accelerate_config()),
-                   help="accelerate config file (default: the shipped DeepSpeed ZeRO-3 one, training/accelerate/zero3.yaml)")
+                   help="accelerate config file (default: the shipped DeepSpeed ZeRO-3 config, %(default)s)")
     p.add_argument("--merge", action="store_true", help="after training, also write base + adapter merged "
                    "into full weights in OUTPUT_DIR/merged (needs the memory for the whole model)")
     p.add_argument("--dry-run", action="store_true", help="check the data and print the resolved settings and "

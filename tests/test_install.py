@@ -49,6 +49,13 @@ def test_wheel_ships_tasks_prompts_and_hook(fresh_venv):
         [str(fresh_venv["python"].parent / "medreason"), "tasks-dir"], check=True, capture_output=True, text=True
     ).stdout.strip()
     assert tasks_dir == str(site_packages / "lm_eval_medreason" / "tasks")
+    training = site_packages / "lm_eval_medreason" / "training"
+    assert (training / "accelerate" / "zero3.yaml").is_file() and (training / "recipes" / "_study.yaml").is_file()
+    recipes = subprocess.run(
+        [str(fresh_venv["python"].parent / "medreason"), "train", "--help"], check=True, capture_output=True, text=True
+    ).stdout
+    recipes = "".join(recipes.split())  # argparse wraps long words too
+    assert "qwen2.5-72b-longmonolog" in recipes and str(training / "accelerate" / "zero3.yaml") in recipes
 
 
 def test_plain_lm_eval_lists_every_task_and_group(fresh_venv):

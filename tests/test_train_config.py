@@ -1,0 +1,156 @@
+"""`medreason train`'s recipes, settings and refusals, checked before anything is launched, and the adapter check."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from lm_eval_medreason.adapters import AdapterError, check_adapter
+from lm_eval_medreason.recipes import RecipeError, load_recipe, recipe_names
+from lm_eval_medreason.train import TrainError, eval_commands, main, plan, resolve
+
+MODELS = {"qwen2.5-32b": "Qwen/Qwen2.5-32B-Instruct", "qwen2.5-72b": "Qwen/Qwen2.5-72B-Instruct",
+          "llama3.1-70b": "meta-llama/Llama-3.1-70B-Instruct"}
+STRATEGIES = ("longstep", "longmonolog", "cot")
+
+
+def test_the_study_recipes_are_shipped_with_its_settings():
+    assert recipe_names() == sorted(f"{m}-{s}" for m in MODELS for s in STRATEGIES)
+    for model, hub_id in MODELS.items():
+        for strategy in STRATEGIES:
+            settings, _ = load_recipe(f"{model}-{strategy}")
+            resolved = resolve(settings)  # TRL's own parser takes every key
+            assert resolved.model_name_or_path == hub_id and resolved.strategy == strategy
+            assert resolved.learning_rate == 1e-4 and resolved.effective_batch_size == 8
+            assert resolved.num_train_epochs == 3 and resolved.lr_scheduler_type == "cosine"
+            assert 0 < resolved.warmup_steps < 1
+            assert resolved.use_peft and resolved.lora_target_modules == "all-linear"
+            assert resolved.bf16 and resolved.gradient_checkpointing and resolved.completion_only_loss
+            assert resolved.lora_r == 16 and resolved.lora_alpha == 32 and resolved.max_length == 8192
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def sft(tmp_path):
+    lines = [{"messages": [{"role": "user", "content": f"Which of the following is the most likely diagnosis? {i}"},
+                           {"role": "assistant", "content": "Let's think step by step. The answer is (C)."}]}
+             for i in range(4)]
+    lines[2]["messages"][1]["content"] += " Hmm, wait, but actually the findings suggest pulmonary embolism." * 3
+    return write(tmp_path / "sft.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+
+
+def run_main(capsys, *argv):
+    status = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_a_recipe_whose_max_length_cuts_an_example_is_refused(tiny_model, sft, tmp_path, capsys):
+    recipe = write(tmp_path / "short.yaml", "base: qwen2.5-32b-longmonolog\nmax_length: 64\n")
+    status, out, err = run_main(capsys, "--recipe", recipe, "--data", sft, "--output-dir", tmp_path / "run",
+                                "--model", tiny_model)
+    assert status == 1
+    assert err.count("\n") == 1 and err.startswith(f"medreason train: error: {sft} line 3: ")
+    assert "longer than max_length 64" in err and "nothing is truncated" in err
+    assert not (tmp_path / "run").exists()  # refused before anything was launched or written
+
+
+def test_dry_run_resolves_recipe_command_line_and_derived_settings(tiny_model, sft, tmp_path, capsys):
+    status, out, _ = run_main(capsys, "--recipe", "llama3.1-70b-longstep", "--data", sft, "--output-dir",
+                              tmp_path / "run", "--model", tiny_model, "--num-processes", "4", "--dry-run",
+                              "--lora_r", "24", "--learning_rate", "5e-5", "--", "--num_machines", "2")
+    assert status == 0
+    import yaml
+
+    settings = yaml.safe_load((tmp_path / "run" / "medreason_train.yaml").read_text())
+    assert settings["learning_rate"] == 5e-5 and settings["lora_r"] == 24 and settings["num_train_epochs"] == 3
+    assert settings["model_name_or_path"] == str(tiny_model) and settings["strategy"] == "longstep"
+    assert settings["gradient_accumulation_steps"] == 2  # 8 = 1 per device x 4 processes x 2
+    assert out.startswith("medreason train: 4 examples, ") and f"({sft} line 3), max_length 8192\n" in out
+    command = next(line for line in out.splitlines() if "accelerate.commands.launch" in line)
+    assert "training/accelerate/zero3.yaml --num_processes 4 --mixed_precision bf16 --num_machines 2 " in command
+    assert command.endswith(f"-m lm_eval_medreason.sft --config {tmp_path / 'run' / 'medreason_train.yaml'}")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--learnin_rate", "1e-4"], "unknown argument(s) --learnin_rate 1e-4"),
+        (["--learning_rate", "fast"], "argument --learning_rate/--learning-rate: invalid float value: 'fast'"),
+        (["--num-processes", "3"], "effective_batch_size 8 is not a multiple of per_device_train_batch_size 1 x 3"),
+        (["--gradient_accumulation_steps", "4"], "set --effective_batch_size, not --gradient_accumulation_steps"),
+    ],
+)
+def test_bad_settings_get_one_line(extra, message, tiny_model, sft, tmp_path, capsys):
+    status, _, err = run_main(capsys, "--recipe", "qwen2.5-72b-cot", "--data", sft, "--output-dir", tmp_path / "r",
+                              "--model", tiny_model, "--dry-run", *extra)
+    assert status == 1 and err.count("\n") == 1 and message in err
+
+
+def test_recipe_errors_name_the_file(tmp_path):
+    unknown = write(tmp_path / "mine.yaml", "base: qwen2.5-72b-cot\nlearning_rat: 1.0e-4\n")
+    with pytest.raises(TrainError, match=r"mine\.yaml: unknown setting\(s\) learning_rat"):
+        plan(["--recipe", str(unknown), "--output-dir", str(tmp_path / "r")])
+    with pytest.raises(RecipeError, match="neither a file nor one of: llama3.1-70b-cot"):
+        load_recipe("qwen2.5-7b-longmonolog")
+    write(tmp_path / "a.yaml", "base: b.yaml\n")
+    write(tmp_path / "b.yaml", "base: a.yaml\n")
+    with pytest.raises(RecipeError, match="form a cycle"):
+        load_recipe(str(tmp_path / "a.yaml"))
+    write(tmp_path / "list.yaml", "- 1\n")
+    with pytest.raises(RecipeError, match="list.yaml: a recipe is a YAML mapping"):
+        load_recipe(str(tmp_path / "list.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ({"text": "no messages"}, "line 2: needs 'messages'"),
+        ({"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "a"}]},
+         "line 2: the last message must be the assistant's"),
+        ({"messages": [{"role": "doctor", "content": "q"}, {"role": "assistant", "content": "a"}]},
+         "line 2: message 1 needs a role"),
+        ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]},
+         "line 2: message 2 (assistant) has no text content"),
+    ],
+)
+def test_bad_data_lines_are_named(line, message, tiny_model, tmp_path, capsys):
+    good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    data = write(tmp_path / "d.jsonl", json.dumps(good) + "\n" + json.dumps(line) + "\n")
+    status, _, err = run_main(capsys, "--recipe", "qwen2.5-32b-cot", "--data", data, "--output-dir", tmp_path / "r",
+                              "--model", tiny_model, "--dry-run")
+    assert status == 1 and err.startswith(f"medreason train: error: {data} {message}") and err.count("\n") == 1
+
+
+def adapter(tmp_path, tensors):
+    save_file(tensors, str(tmp_path / "adapter_model.safetensors"))
+    return tmp_path
+
+
+def test_check_adapter_fails_loudly_on_empty_or_untrained_adapters(tmp_path):
+    a = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+    b = "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"
+    with pytest.raises(AdapterError, match="no adapter was saved"):
+        check_adapter(tmp_path)
+    with pytest.raises(AdapterError, match="holds no tensors.*zero3_save_16bit_model"):
+        check_adapter(adapter(tmp_path, {}))
+    with pytest.raises(AdapterError, match=r"2 of 2 tensors are empty.*TRL #4416"):
+        check_adapter(adapter(tmp_path, {a: torch.zeros(0), b: torch.zeros(0)}))
+    with pytest.raises(AdapterError, match="all 1 lora_B weights are zero"):
+        check_adapter(adapter(tmp_path, {a: torch.randn(4, 8), b: torch.zeros(8, 4)}))
+    stats = check_adapter(adapter(tmp_path, {a: torch.randn(4, 8), b: torch.full((8, 4), 0.01)}))
+    assert (stats.tensors, stats.parameters, stats.lora_b_nonzero) == (2, 64, 1)
+
+
+def test_eval_commands_round_the_vllm_rank_up(tiny_model, sft, tmp_path, capsys):
+    run = plan(["--recipe", "qwen2.5-72b-longmonolog", "--data", str(sft), "--output-dir", str(tmp_path / "run"),
+                "--model", str(tiny_model), "--lora_r", "24"])
+    hf, vllm = eval_commands(run, None)
+    assert hf == (f"lm_eval --model hf --model_args pretrained={tiny_model},peft={tmp_path / 'run'},dtype=bfloat16 "
+                  "--tasks medreason_longmonolog --apply_chat_template --batch_size auto")
+    assert f"lora_local_path={tmp_path / 'run'},max_lora_rank=32," in vllm
