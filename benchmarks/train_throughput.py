@@ -29,6 +29,7 @@ with a long-tailed (log-normal) length distribution: about 330 tokens on average
 """
 
 import argparse
+import ast
 import json
 import math
 import os
@@ -37,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,13 +136,13 @@ def run_medreason(tmp: Path, model: Path, data: Path, run: int, args) -> dict:
         *MEDREASON, "train", "--recipe", "qwen2.5-32b-longmonolog",
         "--data", str(data), "--output-dir", str(output), "--model", str(model), "--max-steps", str(args.steps),
         "--num-processes", "1", "--bf16", "false", "--dtype", "float32", "--ddp_backend", "gloo",
-        "--logging_steps", str(args.steps), "--save_steps", "100000", "--disable_tqdm", "true",
+        "--logging_steps", "1", "--save_steps", "100000", "--disable_tqdm", "true",
         "--effective_batch_size", str(args.effective_batch), "--per_device_train_batch_size", str(args.per_device),
     ]
-    _run(command, output / "log.txt", tmp)
+    steps = _run(command, output / "log.txt", tmp)
     summary = json.loads((output / "train_summary.json").read_text())
     return {"tokens": summary["tokens"], "runtime_s": summary["runtime_s"], "final_loss": summary["final_loss"],
-            "config": output / "medreason_train.yaml"}
+            "config": output / "medreason_train.yaml", "steps": steps}
 
 
 def run_plain(tmp: Path, script: Path, config: Path, run: int) -> dict:
@@ -151,26 +153,35 @@ def run_plain(tmp: Path, script: Path, config: Path, run: int) -> dict:
         str(REPO / "training" / "accelerate" / "zero3.yaml"), "--num_processes", "1", "--mixed_precision", "no",
         "--main_process_port", str(29700 + run), str(script), str(config), str(output), str(output / "summary.json"),
     ]
-    _run(command, output / "log.txt", tmp)
-    return json.loads((output / "summary.json").read_text())
+    steps = _run(command, output / "log.txt", tmp)
+    return {**json.loads((output / "summary.json").read_text()), "steps": steps}
 
 
-def _run(command: list[str], log: Path, cwd: Path) -> None:
+def _run(command: list[str], log: Path, cwd: Path) -> list[tuple[float, str]]:
+    """Run ``command``, its output to ``log``; returns (arrival time, loss) of each per-step log line."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}  # as medreason train sets for its workers
-    with log.open("w") as handle:
-        completed = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, env=env)
-    if completed.returncode:
-        sys.exit(f"failed (exit {completed.returncode}): {' '.join(command)}\n{log.read_text()[-3000:]}")
+    # TOKENIZERS_PARALLELISM as medreason train sets for its workers; unbuffered, so that each step's log
+    # line arrives when the step ends
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    steps = []
+    with log.open("w") as handle, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                   cwd=cwd, env=env, text=True) as process:
+        for line in process.stdout:
+            if line.startswith("{'loss'"):
+                steps.append((time.perf_counter(), str(ast.literal_eval(line.strip())["loss"])))
+            handle.write(line)
+    if process.returncode:
+        sys.exit(f"failed (exit {process.returncode}): {' '.join(command)}\n{log.read_text()[-3000:]}")
+    return steps
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each, alternating")
-    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per run")
+    parser.add_argument("--steps", type=int, default=15, help="optimizer steps per run")
     parser.add_argument("--examples", type=int, default=240)
-    parser.add_argument("--mean-words", type=float, default=300.0, help="mean words of an assistant turn")
-    parser.add_argument("--cap", type=int, default=1900, help="longest assistant turn, in words")
+    parser.add_argument("--mean-words", type=float, default=150.0, help="mean words of an assistant turn")
+    parser.add_argument("--cap", type=int, default=1000, help="longest assistant turn, in words")
     parser.add_argument("--effective-batch", type=int, default=8)
     parser.add_argument("--per-device", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=256)
@@ -198,21 +209,34 @@ def main() -> None:
         script = tmp / "plain_sft.py"
         script.write_text(PLAIN_SFT)
 
-        ours, plain = [], []
+        ours, plain, paired = [], [], []
         for run in range(args.repeats):
             a = run_medreason(tmp, model, data, run, args)
             b = run_plain(tmp, script, a["config"], run)
-            if a["tokens"] != b["tokens"]:
-                sys.exit(f"token counts differ: medreason {a['tokens']}, plain TRL {b['tokens']}")
+            if a["tokens"] != b["tokens"] or [loss for _, loss in a["steps"]] != [loss for _, loss in b["steps"]]:
+                sys.exit(f"not the same training: medreason {a['tokens']} tokens, losses {a['steps']}; "
+                         f"plain TRL {b['tokens']} tokens, losses {b['steps']}")
             ours.append(a["tokens"] / a["runtime_s"])
             plain.append(b["tokens"] / b["runtime_s"])
-            print(f"run {run + 1}: {a['tokens']:,} tokens; medreason {a['runtime_s']:.2f} s ({ours[-1]:,.0f} tokens/s, "
-                  f"loss {a['final_loss']:.4f}), plain TRL {b['runtime_s']:.2f} s ({plain[-1]:,.0f} tokens/s, "
-                  f"loss {b['final_loss']:.4f})", flush=True)
+            # step i of both runs trains on the same batch: the ratio of their durations, step by step
+            # (steps 2..N: the first has no start mark), is immune to slow spells of the machine that hit one run
+            a_times, b_times = (_durations(r["steps"]) for r in (a, b))
+            paired += [tb / ta for ta, tb in zip(a_times, b_times)]
+            print(f"run {run + 1}: {a['tokens']:,} tokens; medreason {a['runtime_s']:.2f} s ({ours[-1]:,.0f} tokens/s), "
+                  f"plain TRL {b['runtime_s']:.2f} s ({plain[-1]:,.0f} tokens/s); same losses (final "
+                  f"{a['final_loss']:.4f}); median step {statistics.median(a_times):.3f} s against "
+                  f"{statistics.median(b_times):.3f} s", flush=True)
 
     ours_median, plain_median = statistics.median(ours), statistics.median(plain)
-    print(f"median tokens/s: plain TRL {plain_median:,.0f}, medreason {ours_median:,.0f}: "
+    quartiles = statistics.quantiles(paired, n=4)
+    print(f"median tokens/s (tokens / train_runtime): plain TRL {plain_median:,.0f}, medreason {ours_median:,.0f}: "
           f"ratio {ours_median / plain_median:.3f} (target >= 0.95)")
+    print(f"paired per-step ratio (plain step time / medreason step time, {len(paired)} steps): median "
+          f"{statistics.median(paired):.3f}, quartiles {quartiles[0]:.3f} to {quartiles[2]:.3f}")
+
+
+def _durations(steps: list[tuple[float, str]]) -> list[float]:
+    return [later - earlier for (earlier, _), (later, _) in zip(steps, steps[1:])]
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def _distill(args: argparse.Namespace) -> int:
             args.model, base_url=args.base_url, concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm,
             max_retries=args.max_retries, timeout=args.timeout, max_tokens=max_tokens,
             temperature=None if reasoning else args.temperature, reasoning=reasoning, system=args.system,
-            expected_completion=distill.selection.STUDY_MEAN_TOKENS[args.style], processes=args.processes,
+            expected_completion=distill.selection.EXPECTED_TRACE_TOKENS[args.style], processes=args.processes,
         )
         if args.batch:
             teacher.concurrency = 10**9  # every pending case asks at once; the batch is the unit
@@ -208,9 +208,10 @@ def add_distill_parser(commands) -> None:
                    "medqa_train_path), jama-train (scraped JAMA cases outside the 646 evaluation subset), or a JSONL "
                    "file of cases {id, question, options, answer_idx, answer, meta}")
     d.add_argument("--output", required=True, help="JSONL of kept traces (appended to; the dropped ones go to OUTPUT.dropped.jsonl)")
-    d.add_argument("--style", choices=["longstep", "longmonolog"], default="longstep",
+    d.add_argument("--style", choices=["longstep", "longmonolog", "cot"], default="longstep",
                    help="longstep: one call, a numbered analysis; longmonolog: two calls, an answer with summarised "
-                   "reasoning, then its expansion into a reflective monologue (default longstep)")
+                   "reasoning, then its expansion into a reflective monologue; cot: one call, a brief chain of "
+                   "thought (the study's CoT-SFT baseline data) (default longstep)")
     d.add_argument("--model", required=True, help="the teacher model name the API knows")
     d.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (default: OpenAI's)")
     d.add_argument("--template", metavar="PATH", help="your own Jinja teacher prompt (stage 1 for longmonolog), rendered "
@@ -227,14 +228,14 @@ def add_distill_parser(commands) -> None:
     d.add_argument("--max-retries", type=int, default=5, help="retries per request for 408/409/429/5xx, timeouts, "
                    "connection errors (the SDK's, honouring Retry-After) and malformed responses (default 5)")
     d.add_argument("--timeout", type=float, default=600, help="per-request timeout in seconds (default 600)")
-    d.add_argument("--max-tokens", type=int, help="completion budget (default 4096 longstep, 8192 longmonolog, 32768 "
-                   "for reasoning models, sent as max_completion_tokens)")
+    d.add_argument("--max-tokens", type=int, help="completion budget (default 4096 longstep, 8192 longmonolog, 2048 "
+                   "cot, 32768 for reasoning models, sent as max_completion_tokens)")
     d.add_argument("--temperature", type=float, help="sampling temperature (default: the server's; never sent to "
                    "reasoning models)")
     d.add_argument("--reasoning-model", action="store_true", help="treat the model as o1-style (automatic for names "
                    "starting o1, o3, o4): no system role, max_completion_tokens, no temperature")
     d.add_argument("--min-tokens", type=int, help="drop traces shorter than this many tiktoken tokens (default 300 "
-                   "longstep, 500 longmonolog: the study kept only substantial thought processes)")
+                   "longstep, 500 longmonolog: the study kept only substantial thought processes; 0 cot)")
     d.add_argument("--data-dir", help="data folder for the inputs and the contamination guard's evaluation "
                    "benchmarks (like lm-eval's --metadata data_dir; MEDREASON_* variables also apply)")
     d.add_argument("--eval-benchmarks", default="medqa,medbullets,jama", help="benchmarks whose questions the "

@@ -36,8 +36,9 @@ from lm_eval_medreason.teacher import Teacher, TeacherError, scrub
 STYLES = {
     "longstep": ("teacher_longstep.j2",),
     "longmonolog": ("teacher_longmonolog_answer.j2", "teacher_longmonolog_expand.j2"),
+    "cot": ("teacher_cot.j2",),  # vanilla CoT traces, for the study's CoT-SFT baseline
 }
-DEFAULT_MAX_TOKENS = {"longstep": 4096, "longmonolog": 8192}
+DEFAULT_MAX_TOKENS = {"longstep": 4096, "longmonolog": 8192, "cot": 2048}
 REASONING_MAX_TOKENS = 32768  # o1-style: the budget includes the hidden reasoning
 NAMED_INPUTS = {"medqa-train": "medqa_train", "medqa_train": "medqa_train", "jama-train": "jama_train",
                 "jama_train": "jama_train"}
@@ -284,14 +285,14 @@ def summarise(options: Options, job: Run, store, total: int, skipped: int) -> di
     return {"inputs": total, "resumed": skipped, "this_run": dict(job.counts), "kept": len(kept),
             "dropped": dict(sorted(dropped.items())), "retry": sum(1 for r in records if not r.get("final", True)),
             "mean_tokens": round(sum(tokens) / len(tokens), 1) if tokens else None,
-            "study_mean_tokens": selection.STUDY_MEAN_TOKENS[options.style]}
+            "study_mean_tokens": selection.STUDY_MEAN_TOKENS.get(options.style)}
 
 
 def format_stats(stats: dict, output: Path) -> str:
     mean = "-" if stats["mean_tokens"] is None else f"{stats['mean_tokens']:.0f}"
     lines = [
         f"inputs: {stats['inputs']} ({stats['resumed']} done in earlier runs)",
-        f"kept: {stats['kept']} in {output} (mean {mean} tokens per trace; the study's mean: {stats['study_mean_tokens']})",
+        f"kept: {stats['kept']} in {output} (mean {mean} tokens per trace; the study's mean: {stats['study_mean_tokens'] or 'not given'})",
         f"dropped: {sum(stats['dropped'].values())} in {output.name}.dropped.jsonl"
         + "".join(f"\n  {reason}: {n}" for reason, n in stats["dropped"].items()),
     ]

@@ -40,13 +40,13 @@ def estimate(options, teacher, price_input: float | None, price_output: float | 
     prompt_tokens = sum(count_tokens(templates.render(0, c)) for _, c in pending)
     if stages == 2:
         prompt_tokens += sum(count_tokens(templates.render(1, c, summary="")) + STAGE1_COMPLETION_ESTIMATE for _, c in pending)
-    completion = selection.STUDY_MEAN_TOKENS[options.style] + (STAGE1_COMPLETION_ESTIMATE if stages == 2 else 0)
+    completion = selection.EXPECTED_TRACE_TOKENS[options.style] + (STAGE1_COMPLETION_ESTIMATE if stages == 2 else 0)
     completion_tokens = completion * len(pending)
     lines = [
         f"cases: {len(items)} ({len(items) - len(pending)} done or contaminated, {len(pending)} to send)",
         f"requests: {len(pending) * stages} ({stages} per case)",
         f"prompt tokens: {prompt_tokens:,} (tiktoken)",
-        f"completion tokens: ~{completion_tokens:,} (the study's mean trace, {selection.STUDY_MEAN_TOKENS[options.style]}"
+        f"completion tokens: ~{completion_tokens:,} ({_source(options.style)}, {selection.EXPECTED_TRACE_TOKENS[options.style]}"
         + (f", + ~{STAGE1_COMPLETION_ESTIMATE} for stage 1" if stages == 2 else "") + ", per case; "
         "hidden reasoning tokens of o1-style models come on top)",
     ]
@@ -60,3 +60,7 @@ def estimate(options, teacher, price_input: float | None, price_output: float | 
         cost = (prompt_tokens * pin + completion_tokens * pout) / 1e6
         lines.append(f"cost: ~${cost:,.2f} (${pin}/1M input, ${pout}/1M output)")
     return "\n".join(lines)
+
+
+def _source(style: str) -> str:
+    return "the study's mean trace" if style in selection.STUDY_MEAN_TOKENS else "our estimate of a CoT trace"

@@ -35,8 +35,11 @@ from lm_eval_medreason.answers import extract_choice
 from lm_eval_medreason.tokens import count_tokens
 
 FINAL_LINE = "The answer is ({letter})."
-DEFAULT_MIN_TOKENS = {"longstep": 300, "longmonolog": 500}
+DEFAULT_MIN_TOKENS = {"longstep": 300, "longmonolog": 500, "cot": 0}  # a CoT trace may well be short
 STUDY_MEAN_TOKENS = {"longstep": 729, "longmonolog": 1223}
+# Expected completion tokens for rate limits and --dry-run: the study's means; for CoT (which it does not
+# give) about the vanilla CoT output length of the study's 7-8B models on MedQA.
+EXPECTED_TRACE_TOKENS = {**STUDY_MEAN_TOKENS, "cot": 400}
 
 _WORD = re.compile(r"[^\W_]+")
 

@@ -308,6 +308,27 @@ def test_longmonolog_two_stages(tmp_path):
     assert kept[0]["meta"]["prompt_tokens"] == 200 and kept[0]["meta"]["style"] == "longmonolog"
 
 
+def test_cot_style_user_turn_is_the_cot_evaluation_prompt(tmp_path):
+    rows = cases(2)
+    write_jsonl(tmp_path / "cases.jsonl", rows)
+    gold = gold_of(rows)
+    teacher_prompts = []
+
+    def script(case, attempt, body):
+        teacher_prompts.append(body["messages"][-1]["content"])
+        return f"Short reasoning for {case}.\nThe answer is ({gold[case]})."
+
+    with fake_teacher(script) as (url, server):
+        assert main(distill_args(tmp_path / "cases.jsonl", tmp_path / "o.jsonl", url, "--style", "cot")) == 0
+    kept, dropped = outcomes(tmp_path / "o.jsonl")
+    assert not dropped and sorted(r["source_id"] for r in kept) == ["c00", "c01"]  # no minimum length for CoT
+    for record in kept:
+        case = rows[int(record["source_id"][1:])]
+        assert record["messages"][0]["content"] == render_case("eval_cot.j2", case)
+        assert record["meta"]["style"] == "cot"
+    assert len(teacher_prompts) == 2 and all("Keep the reasoning brief" in p for p in teacher_prompts)
+
+
 def test_reasoning_model_requests(tmp_path):
     rows = cases(2)
     write_jsonl(tmp_path / "cases.jsonl", rows)
@@ -348,12 +369,12 @@ def test_dry_run_sends_nothing(tmp_path, capsys):
 # --- templates -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [n for style in distill.STYLES.values() for n in style])
-def test_builtin_teacher_templates_include_the_question_template(name):
+@pytest.mark.parametrize(("style", "name"), [(s, n) for s, names in distill.STYLES.items() for n in names])
+def test_builtin_teacher_templates_include_the_question_template(style, name):
     assert '{% include "question.j2" %}' in (prompts_dir() / name).read_text()
-    templates = distill.Templates("longmonolog" if "monolog" in name else "longstep")
+    templates = distill.Templates(style)
     case = cases(1)[0]
-    stage = distill.STYLES["longmonolog" if "monolog" in name else "longstep"].index(name)
+    stage = distill.STYLES[style].index(name)
     text = templates.render(stage, case, summary="S")
     assert render_case("question.j2", case) in text and "The answer is (X)." in text
 
