@@ -119,23 +119,26 @@ def plan(argv: list[str]) -> Plan:
         raise TrainError("no training data: pass --data FILE.jsonl (or set data: in the recipe)")
     if not settings.get("model_name_or_path"):
         raise TrainError(f"{recipe_file}: no model_name_or_path; pass --model")
+    for key in ("data", "model_name_or_path"):  # the record names files wherever it is read from
+        if Path(settings[key]).exists():
+            settings[key] = str(Path(settings[key]).resolve())
 
     num_processes = args.num_processes or _visible_gpus() or 1
-    effective = settings.get("effective_batch_size")
-    if effective:
+    resolved = resolve(settings)
+    if resolved.effective_batch_size:
         if "gradient_accumulation_steps" in overrides:
             raise TrainError("set --effective_batch_size, not --gradient_accumulation_steps: medreason derives the "
                              "accumulation from the effective batch size, the per-device batch and the processes")
-        per_device = int(settings.get("per_device_train_batch_size", 8))
-        steps, rest = divmod(int(effective), per_device * num_processes)
+        effective, per_device = resolved.effective_batch_size, resolved.per_device_train_batch_size
+        steps, rest = divmod(effective, per_device * num_processes)
         if rest or not steps:
             raise TrainError(f"effective_batch_size {effective} is not a multiple of per_device_train_batch_size "
                              f"{per_device} x {num_processes} processes; change one of them")
         settings["gradient_accumulation_steps"] = steps
 
-    resolved = resolve(settings)
-    check_data(settings, resolved.max_length)
     config_file = output_dir / CONFIG_FILE
+    _check_same_run(config_file, settings)
+    check_data(settings, resolved.max_length)
     precision = "bf16" if resolved.bf16 else "fp16" if resolved.fp16 else "no"
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(args.accelerate_config),
@@ -146,6 +149,21 @@ def plan(argv: list[str]) -> Plan:
     return Plan(settings, config_file, command, output_dir, num_processes, _machine_rank(accelerate_args),
                 dtype="bfloat16" if resolved.bf16 else "float32", lora_r=resolved.lora_r,
                 merge=args.merge, dry_run=args.dry_run)
+
+
+def _check_same_run(config_file: Path, settings: dict) -> None:
+    """Resuming continues the run in the folder: refuse if its checkpoints were made with other settings."""
+    from lm_eval_medreason.sft import last_checkpoint
+
+    if not config_file.is_file() or last_checkpoint(str(config_file.parent)) is None:
+        return
+    before = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    changed = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
+    if changed:
+        first = changed[0]
+        raise TrainError(f"{config_file.parent} holds checkpoints of a run with other settings ({', '.join(changed)}; "
+                         f"{first}: {before.get(first)!r} then, {settings.get(first)!r} now): use another --output-dir "
+                         "to start afresh, or the same settings to resume")
 
 
 def parse_overrides(field_args: list[str]) -> dict:

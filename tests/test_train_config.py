@@ -154,3 +154,17 @@ def test_eval_commands_round_the_vllm_rank_up(tiny_model, sft, tmp_path, capsys)
     assert hf == (f"lm_eval --model hf --model_args pretrained={tiny_model},peft={tmp_path / 'run'},dtype=bfloat16 "
                   "--tasks medreason_longmonolog --apply_chat_template --batch_size auto")
     assert f"lora_local_path={tmp_path / 'run'},max_lora_rank=32," in vllm
+
+
+def test_resuming_with_other_settings_is_refused(tiny_model, sft, tmp_path, capsys):
+    args = ["--recipe", "qwen2.5-32b-cot", "--data", sft, "--output-dir", tmp_path / "run", "--model", tiny_model,
+            "--dry-run"]
+    assert run_main(capsys, *args)[0] == 0
+    assert run_main(capsys, *args, "--learning_rate", "5e-5")[0] == 0  # no checkpoint yet: a fresh start
+    checkpoint = tmp_path / "run" / "checkpoint-5"
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text("{}")
+    assert run_main(capsys, *args, "--learning_rate", "5e-5")[0] == 0  # the same settings: resumes
+    status, _, err = run_main(capsys, *args)
+    assert status == 1 and err.count("\n") == 1
+    assert f"{tmp_path / 'run'} holds checkpoints of a run with other settings (learning_rate; " in err
