@@ -263,7 +263,18 @@ def write_config(run: Plan) -> None:
     run.config_file.write_text(header + yaml.safe_dump(run.settings, sort_keys=False), encoding="utf-8")
 
 
+def missing_packages() -> list[str]:
+    import importlib.util
+
+    return [name for name in ("trl", "peft", "deepspeed", "accelerate") if importlib.util.find_spec(name) is None]
+
+
 def main(argv: list[str]) -> int:
+    missing = missing_packages()
+    if missing and not {"-h", "--help"} & set(argv):
+        print(f"medreason train: error: {', '.join(missing)} not installed: pip install 'lm-eval-medreason[train]' "
+              "(after installing the torch build you want)", file=sys.stderr)
+        return 1
     try:
         run = plan(argv)
     except (TrainError, RecipeError, DataError) as err:

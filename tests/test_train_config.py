@@ -168,3 +168,16 @@ def test_resuming_with_other_settings_is_refused(tiny_model, sft, tmp_path, caps
     status, _, err = run_main(capsys, *args)
     assert status == 1 and err.count("\n") == 1
     assert f"{tmp_path / 'run'} holds checkpoints of a run with other settings (learning_rate; " in err
+
+
+def test_without_the_train_extra_the_error_says_what_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    from lm_eval_medreason import train
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
+    status, _, err = run_main(capsys, "--recipe", "qwen2.5-32b-cot", "--output-dir", "x")
+    assert status == 1 and err == ("medreason train: error: deepspeed not installed: pip install "
+                                   "'lm-eval-medreason[train]' (after installing the torch build you want)\n")
+    assert train.missing_packages() == ["deepspeed"]
