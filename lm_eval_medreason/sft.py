@@ -47,55 +47,64 @@ def make_parser() -> TrlParser:
 
 
 class PaddingTrackingSFTTrainer(SFTTrainer):
-    """SFTTrainer that logs ``padding_fraction`` (padding positions / all positions, since the start of
-    this run) and counts the real tokens it trained on."""
+    """SFTTrainer that logs ``padding_fraction`` (padding positions / all positions since the start of this run)
+    and counts the real tokens it trained on. The counts stay on the device, per process, and are summed across
+    processes only when logged: no extra collective or device sync per micro-batch."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.padding_counts = torch.zeros(2, dtype=torch.long)  # padding positions, all positions
+        self.local_counts = None  # this process's [padding positions, all positions]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if model.training:
-            positions = inputs["input_ids"].numel()
+            ids = inputs["input_ids"]
             if "attention_mask" in inputs:
-                real = int(inputs["attention_mask"].sum())
-            else:  # padding-free: one flattened row, padded at most at its end (pad_to_multiple_of)
-                row = inputs["position_ids"][0]
-                real = int(row.nonzero().max()) + 1 if row.any() else row.numel()
-            counts = torch.tensor([positions - real, positions], device=inputs["input_ids"].device)
-            self.padding_counts += self.accelerator.gather(counts).view(-1, 2).sum(0).cpu()
+                real = inputs["attention_mask"].sum()
+            elif self.args.pad_to_multiple_of:  # padding-free: one flattened row, padded at its end only
+                real = inputs["position_ids"][0].nonzero().max() + 1
+            else:  # padding-free, no padding at all
+                real = torch.tensor(ids.numel(), device=ids.device)
+            counts = torch.stack([ids.numel() - real, torch.tensor(ids.numel(), device=ids.device)])
+            self.local_counts = counts if self.local_counts is None else self.local_counts + counts
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
-    @property
-    def padding_fraction(self) -> float:
-        padding, positions = self.padding_counts.tolist()
-        return padding / positions if positions else 0.0
-
-    @property
-    def trained_tokens(self) -> int:
-        padding, positions = self.padding_counts.tolist()
-        return positions - padding
+    def total_counts(self) -> tuple[int, int]:
+        """(padding positions, all positions) of every process; a collective: call it on every process."""
+        local = self.local_counts if self.local_counts is not None else torch.zeros(2, dtype=torch.long)
+        padding, positions = self.accelerator.reduce(local.to(self.accelerator.device), reduction="sum").tolist()
+        return int(padding), int(positions)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs:
-            logs["padding_fraction"] = round(self.padding_fraction, 4)
+        if "loss" in logs:  # every process logs, so the collective is safe here
+            padding, positions = self.total_counts()
+            logs["padding_fraction"] = round(padding / positions, 4) if positions else 0.0
         super().log(logs, start_time)
 
 
 def last_checkpoint(output_dir: str) -> str | None:
     """The newest checkpoint saved whole: the Trainer writes trainer_state.json last, so a checkpoint that a
-    kill cut short has none and is passed over (transformers' get_last_checkpoint would pick it and fail)."""
+    kill cut short has none, or a truncated one, and is passed over (transformers' get_last_checkpoint would
+    pick it and fail)."""
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-    from transformers.trainer import TRAINER_STATE_NAME
 
     folders = [p for p in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.split("-")[-1].isdigit()]
-    complete = [p for p in folders if (p / TRAINER_STATE_NAME).is_file()]
+    complete = [p for p in folders if _readable_state(p)]
     return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
 
 
-def summarize(trainer: PaddingTrackingSFTTrainer, runtime: float, resumed_from: str | None) -> dict:
+def _readable_state(checkpoint: Path) -> bool:
+    from transformers.trainer import TRAINER_STATE_NAME
+
+    try:
+        return isinstance(json.loads((checkpoint / TRAINER_STATE_NAME).read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def summarize(trainer: PaddingTrackingSFTTrainer, counts: tuple[int, int], runtime: float, resumed_from: str | None) -> dict:
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    tokens = trainer.trained_tokens
+    padding, positions = counts
+    tokens = positions - padding
     return {
         "steps": trainer.state.global_step,
         "max_steps": trainer.state.max_steps,
@@ -104,7 +113,7 @@ def summarize(trainer: PaddingTrackingSFTTrainer, runtime: float, resumed_from: 
         "tokens_per_s": tokens / runtime if runtime else 0.0,
         "final_loss": losses[-1] if losses else None,
         "first_loss": losses[0] if losses else None,
-        "padding_fraction": trainer.padding_fraction,
+        "padding_fraction": padding / positions if positions else 0.0,
         "resumed_from": resumed_from,
     }
 
@@ -152,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(training_args.output_dir)
 
-    status = 0
+    status, counts = 0, trainer.total_counts()
     if trainer.accelerator.is_main_process:
-        summary = summarize(trainer, result.metrics["train_runtime"], resume)
+        summary = summarize(trainer, counts, result.metrics["train_runtime"], resume)
         try:
             if model_args.use_peft:
                 stats = check_adapter(training_args.output_dir)

@@ -184,11 +184,12 @@ def test_killed_run_resumes_to_the_same_number_of_steps(tiny_model, data, tmp_pa
     args = ("--num-processes", "1", "--num_train_epochs", "15", "--effective_batch_size", "2",
             "--per_device_train_batch_size", "2", "--save_steps", "5", "--logging_steps", "1", "--learning_rate", "1e-2")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    first = subprocess.Popen(train_command(tiny_model, sft, output, *args), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(train_command(tiny_model, sft, output, *args), stdout=log, stderr=subprocess.STDOUT,
+                             env=env, start_new_session=True)
     deadline = time.monotonic() + 300
-    while not (output / "checkpoint-10" / "trainer_state.json").exists():
-        assert first.poll() is None and time.monotonic() < deadline, "the run ended before its second checkpoint"
+    while not (output / "checkpoint-10" / "trainer_state.json").exists():  # maybe still being written: a real kill
+        assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-4000:]
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
@@ -197,7 +198,7 @@ def test_killed_run_resumes_to_the_same_number_of_steps(tiny_model, data, tmp_pa
     result = run_train(tiny_model, sft, output, *args)
     resumed = next(line for line in result.stdout.splitlines() if "resuming from" in line)
     step = int(resumed.rsplit("checkpoint-", 1)[1])
-    assert 10 <= step < 45
+    assert 5 <= step < 45  # checkpoint-10, or -5 if the kill cut checkpoint-10's trainer_state.json short
     summary = json.loads((output / "train_summary.json").read_text())
     assert summary["steps"] == 45 and summary["resumed_from"].endswith(f"checkpoint-{step}")
     state = json.loads((output / "checkpoint-45" / "trainer_state.json").read_text())

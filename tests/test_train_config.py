@@ -181,3 +181,14 @@ def test_without_the_train_extra_the_error_says_what_to_install(monkeypatch, cap
     assert status == 1 and err == ("medreason train: error: deepspeed not installed: pip install "
                                    "'lm-eval-medreason[train]' (after installing the torch build you want)\n")
     assert train.missing_packages() == ["deepspeed"]
+
+
+def test_a_checkpoint_cut_short_is_passed_over(tmp_path):
+    from lm_eval_medreason.sft import last_checkpoint
+
+    assert last_checkpoint(str(tmp_path / "none")) is None
+    for step, state in ((5, "{}"), (10, '{"global_step": 1'), (15, None)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if state is not None:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    assert last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-5")
