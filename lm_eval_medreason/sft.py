@@ -12,7 +12,9 @@ It resumes from the newest checkpoint in the output folder, saves the adapter, c
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +28,33 @@ from lm_eval_medreason.training_data import read_sft_jsonl
 
 SUMMARY_FILE = "train_summary.json"
 CONFIG_FILE = "medreason_train.yaml"
+LOCK_FILE = ".medreason_train.lock"
+
+
+class FolderBusy(RuntimeError):
+    """Another training still runs in this output folder."""
+
+
+def lock_output_dir(output_dir: str):
+    """Hold an exclusive lock on the output folder for as long as the returned file stays open. The kernel
+    drops it when the process dies, even by SIGKILL; so a second run cannot write into the folder while the
+    workers of a first one are still alive (e.g. when only the launcher was killed: they run in their own
+    sessions)."""
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    handle = open(Path(output_dir) / LOCK_FILE, "a+")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise FolderBusy(f"{output_dir}: a training is still running there (process {owner}); stop it first, "
+                         "or use another --output-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 @dataclass
@@ -154,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     # DeepSpeed's collectives trip torch's deprecation warning at every step: noise, not news.
     warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
     args, training_args, model_args = make_parser().parse_args_and_config(argv)
+    if int(os.environ.get("RANK", "0")) == 0:
+        try:
+            lock = lock_output_dir(training_args.output_dir)  # noqa: F841 - held until the process ends
+        except FolderBusy as err:
+            print(f"medreason train: error: {err}", file=sys.stderr)
+            return 1
     trainer = build_trainer(args, training_args, model_args)
     resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
     if resume:

@@ -102,7 +102,7 @@ def plan(argv: list[str]) -> Plan:
     args, field_args = build_parser().parse_known_args(own_argv)
     recipe, recipe_file = load_recipe(args.recipe)
 
-    from lm_eval_medreason.sft import CONFIG_FILE, make_parser
+    from lm_eval_medreason.sft import CONFIG_FILE, FolderBusy, lock_output_dir, make_parser
 
     field_parser = make_parser()
     unknown = sorted(set(recipe) - {a.dest for a in field_parser._actions})
@@ -137,6 +137,11 @@ def plan(argv: list[str]) -> Plan:
         settings["gradient_accumulation_steps"] = steps
 
     config_file = output_dir / CONFIG_FILE
+    if output_dir.is_dir():
+        try:
+            lock_output_dir(str(output_dir)).close()  # free now: no worker of an earlier run is alive
+        except FolderBusy as err:
+            raise TrainError(str(err)) from None
     _check_same_run(config_file, settings)
     check_data(settings, resolved.max_length)
     precision = "bf16" if resolved.bf16 else "fp16" if resolved.fp16 else "no"

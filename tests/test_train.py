@@ -52,9 +52,16 @@ def run_train(*args, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-def losses(output: Path) -> list[float]:
-    state = json.loads((output / "train_summary.json").read_text())
-    return [state["first_loss"], state["final_loss"]]
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a run and every process under it, as a job scheduler or the OOM killer would (torch's launcher
+    starts the workers in sessions of their own, so the launcher's process group alone does not reach them)."""
+    import psutil
+
+    tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for member in tree:
+        member.send_signal(signal.SIGKILL)
+    process.wait()
+    psutil.wait_procs(tree[1:], timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +198,7 @@ def test_killed_run_resumes_to_the_same_number_of_steps(tiny_model, data, tmp_pa
     while not (output / "checkpoint-10" / "trainer_state.json").exists():  # maybe still being written: a real kill
         assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-4000:]
         time.sleep(0.05)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    kill_tree(first)
     assert not (output / "train_summary.json").exists()  # killed mid-way, not finished
 
     result = run_train(tiny_model, sft, output, *args)

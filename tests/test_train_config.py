@@ -192,3 +192,18 @@ def test_a_checkpoint_cut_short_is_passed_over(tmp_path):
         if state is not None:
             (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
     assert last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-5")
+
+
+def test_a_folder_where_a_training_still_runs_is_refused(tiny_model, sft, tmp_path, capsys):
+    import os
+
+    from lm_eval_medreason.sft import lock_output_dir
+
+    held = lock_output_dir(str(tmp_path / "run"))  # as the workers of a run whose launcher alone was killed
+    status, _, err = run_main(capsys, "--recipe", "qwen2.5-32b-cot", "--data", sft, "--output-dir", tmp_path / "run",
+                              "--model", tiny_model, "--dry-run")
+    assert status == 1 and err == (f"medreason train: error: {tmp_path / 'run'}: a training is still running there "
+                                   f"(process {os.getpid()}); stop it first, or use another --output-dir\n")
+    held.close()
+    assert run_main(capsys, "--recipe", "qwen2.5-32b-cot", "--data", sft, "--output-dir", tmp_path / "run",
+                    "--model", tiny_model, "--dry-run")[0] == 0
