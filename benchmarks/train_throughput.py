@@ -16,16 +16,25 @@ DeepSpeed ZeRO-3 config, one process each, one at a time:
 
 Both times are the Trainer's ``train_runtime`` (the training loop only: not the start-up, model
 load, tokenization nor saving), and both token counts are positions trained on; the script checks
-that the two counts agree. Runs alternate (a, b, a, b, ...); it prints the medians and the ratio
-medreason / plain. Target: ratio at least 0.95.
+that the two counts, and the losses logged at every step, agree. Runs alternate (a, b, a, b, ...);
+it prints the medians and the ratio medreason / plain. Target: ratio at least 0.95.
+
+Small machines are noisy (on the 2-core development VM, matrix products slow down up to 5x for
+seconds at a time, whatever runs), so the script also times every step as its log line arrives
+(``logging_steps`` 1, unbuffered output) and prints the median over steps of the ratio of the two
+runs' durations of the same step, which such spells hit only in the steps they overlap.
 
 The model is the tests' tiny tokenizer (tests/tiny_model.py) with a wider Qwen2 body than the
-tests' (hidden 256, intermediate 768, 4 layers, 4 heads / 2 KV heads: 3.4 M parameters, all
+tests' (hidden 256, intermediate 768, 4 layers, 4 heads / 2 KV heads: 3.3 M parameters, all
 linear layers LoRA-adapted), so that a step is dominated by the model's forward and backward,
-as on a real model, rather than by per-step bookkeeping. The data are synthetic chat examples
-with a long-tailed (log-normal) length distribution: about 330 tokens on average, up to 2,048.
+as on a real model, rather than by per-step bookkeeping (the tests' model, hidden 32, trains a step
+in ~70 ms, where start-up and logging weigh as much as the model). The data are synthetic chat
+examples with a long-tailed (log-normal, sigma 0.8) length distribution: 262 tokens on average,
+median 217, up to 969 (the study's ~1,200-token mean would make a run several minutes long on 2
+cores). Steps: 15 of 8 examples, 4 per micro-batch (2 accumulation steps), padding-free as in the
+recipes; 3 runs of each (~4 minutes in all on 2 cores).
 
-    python benchmarks/train_throughput.py [--repeats 3] [--steps 30] [--examples 240]
+    python benchmarks/train_throughput.py [--repeats 3] [--steps 15] [--examples 240] [--mean-words 150]
 """
 
 import argparse
@@ -34,6 +43,7 @@ import json
 import math
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -139,10 +149,10 @@ def run_medreason(tmp: Path, model: Path, data: Path, run: int, args) -> dict:
         "--logging_steps", "1", "--save_steps", "100000", "--disable_tqdm", "true",
         "--effective_batch_size", str(args.effective_batch), "--per_device_train_batch_size", str(args.per_device),
     ]
-    steps = _run(command, output / "log.txt", tmp)
+    steps, wall = _run(command, output / "log.txt", tmp)
     summary = json.loads((output / "train_summary.json").read_text())
     return {"tokens": summary["tokens"], "runtime_s": summary["runtime_s"], "final_loss": summary["final_loss"],
-            "config": output / "medreason_train.yaml", "steps": steps}
+            "config": output / "medreason_train.yaml", "steps": steps, "wall_s": wall}
 
 
 def run_plain(tmp: Path, script: Path, config: Path, run: int) -> dict:
@@ -151,19 +161,25 @@ def run_plain(tmp: Path, script: Path, config: Path, run: int) -> dict:
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file",
         str(REPO / "training" / "accelerate" / "zero3.yaml"), "--num_processes", "1", "--mixed_precision", "no",
-        "--main_process_port", str(29700 + run), str(script), str(config), str(output), str(output / "summary.json"),
+        "--main_process_port", str(_free_port()), str(script), str(config), str(output), str(output / "summary.json"),
     ]
-    steps = _run(command, output / "log.txt", tmp)
-    return {**json.loads((output / "summary.json").read_text()), "steps": steps}
+    steps, wall = _run(command, output / "log.txt", tmp)
+    return {**json.loads((output / "summary.json").read_text()), "steps": steps, "wall_s": wall}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _run(command: list[str], log: Path, cwd: Path) -> list[tuple[float, str]]:
-    """Run ``command``, its output to ``log``; returns (arrival time, loss) of each per-step log line."""
+    """Run ``command``, its output to ``log``: (arrival time, loss) of each per-step log line, and the wall time."""
     log.parent.mkdir(parents=True, exist_ok=True)
     # TOKENIZERS_PARALLELISM as medreason train sets for its workers; unbuffered, so that each step's log
     # line arrives when the step ends
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
-    steps = []
+    steps, started = [], time.perf_counter()
     with log.open("w") as handle, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                    cwd=cwd, env=env, text=True) as process:
         for line in process.stdout:
@@ -172,7 +188,7 @@ def _run(command: list[str], log: Path, cwd: Path) -> list[tuple[float, str]]:
             handle.write(line)
     if process.returncode:
         sys.exit(f"failed (exit {process.returncode}): {' '.join(command)}\n{log.read_text()[-3000:]}")
-    return steps
+    return steps, time.perf_counter() - started
 
 
 def main() -> None:
@@ -204,12 +220,12 @@ def main() -> None:
               f"{parameters / 1e6:.1f} M parameters; data: {len(lengths)} examples of {statistics.mean(lengths):.0f} "
               f"tokens on average (median {lengths[len(lengths) // 2]}, p90 {lengths[int(len(lengths) * 0.9)]}, "
               f"max {lengths[-1]}); {args.steps} steps of {args.effective_batch} examples "
-              f"({args.per_device} per micro-batch), padding-free, LoRA r 16 on all linear layers, ZeRO-3, 1 process",
+              f"({args.per_device} per micro-batch), the recipe's LoRA and padding-free batches, ZeRO-3, 1 process",
               flush=True)
         script = tmp / "plain_sft.py"
         script.write_text(PLAIN_SFT)
 
-        ours, plain, paired = [], [], []
+        ours, plain, paired, walls = [], [], [], []
         for run in range(args.repeats):
             a = run_medreason(tmp, model, data, run, args)
             b = run_plain(tmp, script, a["config"], run)
@@ -222,10 +238,13 @@ def main() -> None:
             # (steps 2..N: the first has no start mark), is immune to slow spells of the machine that hit one run
             a_times, b_times = (_durations(r["steps"]) for r in (a, b))
             paired += [tb / ta for ta, tb in zip(a_times, b_times)]
-            print(f"run {run + 1}: {a['tokens']:,} tokens; medreason {a['runtime_s']:.2f} s ({ours[-1]:,.0f} tokens/s), "
+            walls.append((a["wall_s"], b["wall_s"]))
+            print(f"run {run + 1}: {a['tokens']:,} tokens; medreason {a['runtime_s']:.2f} s "
+                  f"({ours[-1]:,.0f} tokens/s), "
                   f"plain TRL {b['runtime_s']:.2f} s ({plain[-1]:,.0f} tokens/s); same losses (final "
                   f"{a['final_loss']:.4f}); median step {statistics.median(a_times):.3f} s against "
-                  f"{statistics.median(b_times):.3f} s", flush=True)
+                  f"{statistics.median(b_times):.3f} s; whole command {a['wall_s']:.1f} s against {b['wall_s']:.1f} s",
+                  flush=True)
 
     ours_median, plain_median = statistics.median(ours), statistics.median(plain)
     quartiles = statistics.quantiles(paired, n=4)
@@ -233,6 +252,9 @@ def main() -> None:
           f"ratio {ours_median / plain_median:.3f} (target >= 0.95)")
     print(f"paired per-step ratio (plain step time / medreason step time, {len(paired)} steps): median "
           f"{statistics.median(paired):.3f}, quartiles {quartiles[0]:.3f} to {quartiles[2]:.3f}")
+    print(f"median wall time of the whole command (start-up, data check, model load, training, saving): "
+          f"medreason train {statistics.median(a for a, _ in walls):.1f} s, plain TRL "
+          f"{statistics.median(b for _, b in walls):.1f} s")
 
 
 def _durations(steps: list[tuple[float, str]]) -> list[float]:
