@@ -62,6 +62,7 @@ def _distill(args: argparse.Namespace) -> int:
             teacher.concurrency = 10**9  # every pending case asks at once; the batch is the unit
             teacher.state_path = Path(args.output).with_name(Path(args.output).name + ".batches.json")
             teacher.poll_interval = args.batch_poll_interval
+            teacher.max_batch_requests = args.batch_max_requests
         if args.dry_run:
             print(distill.dry_run(options, teacher, args.price_input, args.price_output))
             return 0
@@ -246,9 +247,12 @@ def add_distill_parser(commands) -> None:
     d.add_argument("--no-contamination-check", action="store_true", help="skip the contamination guard (explicitly)")
     d.add_argument("--limit", type=int, help="only the first N input cases")
     d.add_argument("--batch", action="store_true", help="send the requests through the Batch API (files + batches; "
-                   "one batch per stage, failures resubmitted twice; a killed run resumes polling the batch it "
+                   "one batch per stage (more above --batch-max-requests), failures resubmitted twice; a killed run resumes polling the batch it "
                    "submitted, saved in OUTPUT.batches.json); --concurrency, --rpm and --tpm do not apply")
     d.add_argument("--batch-poll-interval", type=float, default=30, help="seconds between batch status checks (default 30)")
+    d.add_argument("--batch-max-requests", type=int, default=50_000, help="requests per batch: a stage with more goes "
+                   "out as several batches at once (default 50,000, OpenAI's limit; batches are also kept under its "
+                   "200 MB input file limit)")
     d.add_argument("--dry-run", action="store_true", help="print requests, estimated tokens and cost; send nothing")
     d.add_argument("--price-input", type=float, help="USD per 1M input tokens for --dry-run (default: a small "
                    "table of known models)")

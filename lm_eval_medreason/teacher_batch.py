@@ -7,6 +7,10 @@ and stage, then ``client.batches.create``), the batch is polled (``client.batche
 every ``poll_interval`` seconds), and its output and error files (``client.files.content``)
 answer the waiting cases. LongMonolog's stage 2 is a second batch.
 
+A stage with more requests than one batch may hold (OpenAI: 50,000 requests, a 200 MB input
+file) goes out as several batches at once, split in the order of the custom ids so that a
+resumed run splits its pending requests the same way.
+
 Failures (a non-200 line, a line in the error file, a request missing from both because the
 batch expired) are resubmitted in a new batch, at most ``resubmits`` times; what still fails is
 an ``api_error`` drop (not final: the next run tries it again).
@@ -28,6 +32,8 @@ from pathlib import Path
 from lm_eval_medreason.teacher import Reply, Teacher, TeacherError, _Obj, _one_line, _reply
 
 DONE = ("completed", "failed", "expired", "cancelled")
+MAX_BATCH_REQUESTS = 50_000  # OpenAI's limits for one batch: 50,000 requests, a 200 MB input file
+MAX_BATCH_BYTES = 190_000_000  # with room for the upload's envelope
 
 
 def batch_key(custom_ids) -> str:
@@ -40,12 +46,15 @@ class BatchTeacher(Teacher):
     state_path: Path | None = None
     poll_interval: float = 30.0
     resubmits: int = 2
+    max_batch_requests: int = MAX_BATCH_REQUESTS
+    max_batch_bytes: int = MAX_BATCH_BYTES
 
     async def __aenter__(self) -> "BatchTeacher":
         await super().__aenter__()
         self.waiting: dict[str, tuple[dict, asyncio.Future]] = {}
         self.flusher: asyncio.Task | None = None
         self.stage_counter: dict[str, int] = {}
+        self.in_flight = self._load_state()  # batch key -> batch id, saved at every change
         return self
 
     async def ask(self, prompt: str, custom_id: str | None = None) -> Reply:
@@ -75,26 +84,40 @@ class BatchTeacher(Teacher):
         results: dict = {}
         todo = {cid: body for cid, (body, _) in requests.items()}
         for _ in range(self.resubmits + 1):
-            got = await self._one_batch(todo)
+            got = {}
+            for part in await asyncio.gather(*(self._one_batch(lines) for lines in self.split(todo))):
+                got.update(part)
             results.update(got)
             todo = {cid: body for cid, body in todo.items() if not isinstance(got[cid], Reply)}
             if not todo:
                 break
         return results
 
-    async def _one_batch(self, bodies: dict[str, dict]) -> dict:
-        key = batch_key(bodies)
-        state = self._state()
-        batch_id = state.get(key)
+    def split(self, bodies: dict[str, dict]) -> list[dict[str, str]]:
+        """The request lines (custom id -> JSONL line) of each batch: in custom-id order, at most
+        ``max_batch_requests`` lines and ``max_batch_bytes`` bytes a batch."""
+        batches, current, size = [], {}, 0
+        for cid in sorted(bodies):
+            line = json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
+                               "body": bodies[cid]}) + "\n"
+            if current and (len(current) >= self.max_batch_requests or size + len(line.encode()) > self.max_batch_bytes):
+                batches.append(current)
+                current, size = {}, 0
+            current[cid] = line
+            size += len(line.encode())
+        return batches + [current] if current else batches
+
+    async def _one_batch(self, lines: dict[str, str]) -> dict:
+        key = batch_key(lines)
+        batch_id = self.in_flight.get(key)
         if batch_id is None:
-            lines = "".join(json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions", "body": b})
-                            + "\n" for cid, b in bodies.items())
-            uploaded = await self.client.files.create(file=("distill_batch.jsonl", lines.encode()), purpose="batch")
+            uploaded = await self.client.files.create(file=("distill_batch.jsonl", "".join(lines.values()).encode()),
+                                                      purpose="batch")
             batch = await self.client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
                                                      completion_window="24h")
             batch_id = batch.id
-            state[key] = batch_id
-            self._save(state)
+            self.in_flight[key] = batch_id
+            self._save()
         while True:
             batch = await self.client.batches.retrieve(batch_id)
             if batch.status in DONE:
@@ -109,23 +132,24 @@ class BatchTeacher(Teacher):
                 if line.strip():
                     record = json.loads(line)
                     results[record.get("custom_id")] = _result(record)
-        for cid in bodies:
+        for cid in lines:
             results.setdefault(cid, TeacherError(f"batch {batch_id} ended {batch.status} without this request"))
-        state.pop(key, None)
-        self._save(state)
+        self.in_flight.pop(key, None)
+        self._save()
         return results
 
-    def _state(self) -> dict:
+    def _load_state(self) -> dict:
         try:
             return json.loads(self.state_path.read_text()) if self.state_path and self.state_path.exists() else {}
         except ValueError:
             return {}
 
-    def _save(self, state: dict) -> None:
+    def _save(self) -> None:
+        """Write the batches in flight (synchronously: concurrent batches never overwrite each other's entry)."""
         if not self.state_path:
             return
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        tmp.write_text(json.dumps(state))
+        tmp.write_text(json.dumps(self.in_flight))
         os.replace(tmp, self.state_path)
 
 

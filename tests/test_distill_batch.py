@@ -64,7 +64,21 @@ def test_batch_mode_longmonolog_two_batches(tmp_path):
     assert len(kept) == 3 and not dropped and server.calls["batches.create"] == 2
 
 
-def test_killed_batch_run_resumes_the_submitted_batch(tmp_path):
+def test_a_stage_above_the_batch_limit_goes_out_as_several_batches(tmp_path):
+    rows = cases(5)
+    write_jsonl(tmp_path / "cases.jsonl", rows)
+    gold = gold_of(rows)
+    with fake_teacher(lambda case, attempt, body: correct_trace(gold[case], case)) as (url, server):
+        args = distill_args(tmp_path / "cases.jsonl", tmp_path / "o.jsonl", url, "--batch", "--batch-poll-interval",
+                            "0.05", "--batch-max-requests", "2")
+        assert main(args) == 0
+        assert server.calls["batches.create"] == 3 and server.calls["files.create"] == 3  # 2 + 2 + 1
+        assert sorted(server.requests.values()) == [1] * 5
+    kept, dropped = outcomes(tmp_path / "o.jsonl")
+    assert len(kept) == 5 and not dropped
+
+
+def test_killed_batch_run_resumes_the_submitted_batches(tmp_path):
     rows = cases(4)
     write_jsonl(tmp_path / "cases.jsonl", rows)
     gold = gold_of(rows)
@@ -72,18 +86,21 @@ def test_killed_batch_run_resumes_the_submitted_batch(tmp_path):
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(REPO)}
     with fake_teacher(lambda case, attempt, body: correct_trace(gold[case], case)) as (url, server):
         server.hold = True  # the batch stays in progress
-        args = distill_args(tmp_path / "cases.jsonl", output, url, "--batch", "--batch-poll-interval", "0.05")
+        args = distill_args(tmp_path / "cases.jsonl", output, url, "--batch", "--batch-poll-interval", "0.05",
+                            "--batch-max-requests", "3")  # two batches: 3 + 1
         proc = subprocess.Popen([sys.executable, "-m", "lm_eval_medreason.cli", *args], cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
-        while server.calls["batches.retrieve"] < 3 and time.monotonic() < deadline:
+        saved = tmp_path / "o.jsonl.batches.json"
+        while not (saved.exists() and len(json.loads(saved.read_text())) == 2 and server.calls["batches.retrieve"] >= 3):
+            assert time.monotonic() < deadline, "the two batches were not submitted"
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         state = (tmp_path / "o.jsonl.batches.json").read_text()
-        assert "batch-0" in state and KEY not in state
+        assert len(json.loads(state)) == 2 and "batch-0" in state and "batch-1" in state and KEY not in state
         server.hold = False
         assert main(args) == 0
-        assert server.calls["batches.create"] == 1 and server.calls["files.create"] == 1  # nothing paid twice
+        assert server.calls["batches.create"] == 2 and server.calls["files.create"] == 2  # nothing paid twice
     kept, dropped = outcomes(output)
     assert len(kept) == 4 and not dropped
