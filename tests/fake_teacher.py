@@ -62,11 +62,15 @@ class Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def fake_teacher(script, latency: float = 0.0, reasoning_tokens: int = 0):
+def fake_teacher(script, latency: float = 0.0, reasoning_tokens: int = 0, nagle: bool = False):
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # TCP_NODELAY, as asyncio servers (uvicorn: vLLM, transformers serve) set it. http.server leaves
+        # Nagle's algorithm on, and its two writes per reply (headers, body) then wait for the client's
+        # delayed ACK: ~40 ms more per request, which no real server adds.
+        disable_nagle_algorithm = not nagle
 
         def send_json(self, status, payload):
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -199,7 +203,9 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--nagle", action="store_true", help="leave Nagle's algorithm on (http.server's default)")
     args = parser.parse_args()
-    with fake_teacher(lambda case, attempt, body: correct_trace("A", case), latency=args.latency) as (url, _):
+    script = lambda case, attempt, body: correct_trace("A", case)  # noqa: E731
+    with fake_teacher(script, latency=args.latency, nagle=args.nagle) as (url, _):
         print(url, flush=True)
         threading.Event().wait()
