@@ -52,12 +52,8 @@ def token_lengths(tokenizer, examples: list[dict]) -> list[int]:
     """Tokens of each example rendered whole by ``tokenizer``'s chat template (prompt + completion)."""
     if not getattr(tokenizer, "chat_template", None):
         raise DataError(f"the tokenizer of {tokenizer.name_or_path} has no chat template; use an instruct model or set one")
-    return [len(ids) for ids in _token_ids(tokenizer, [e["prompt"] + e["completion"] for e in examples])]
-
-
-def _token_ids(tokenizer, conversations: list[list[dict]]) -> list[list[int]]:
-    texts = tokenizer.apply_chat_template(conversations, tokenize=False)
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    texts = tokenizer.apply_chat_template([e["prompt"] + e["completion"] for e in examples], tokenize=False)
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def check_max_length(path, positions: list[str], lengths: list[int], max_length: int | None) -> Longest:
