@@ -5,7 +5,8 @@ same: every pending case asks at once, the requests gathered in one turn of the 
 out as one batch (``client.files.create`` of a JSONL with ``custom_id`` = the item's stable id
 and stage, then ``client.batches.create``), the batch is polled (``client.batches.retrieve``,
 every ``poll_interval`` seconds), and its output and error files (``client.files.content``)
-answer the waiting cases. LongMonolog's stage 2 is a second batch.
+answer the waiting cases. LongMonolog's stage 2 is a second batch. A request asked after a
+batch has gathered its requests goes out in a batch of its own, never left waiting.
 
 A stage with more requests than one batch may hold (OpenAI: 50,000 requests, a 200 MB input
 file) goes out as several batches at once, split in the order of the custom ids so that a
@@ -52,7 +53,8 @@ class BatchTeacher(Teacher):
     async def __aenter__(self) -> "BatchTeacher":
         await super().__aenter__()
         self.waiting: dict[str, tuple[dict, asyncio.Future]] = {}
-        self.flusher: asyncio.Task | None = None
+        self.flushes: set[asyncio.Task] = set()  # each sends the requests it collected; kept referenced
+        self.collecting = False  # a flush is gathering requests: a new ask joins it
         self.stage_counter: dict[str, int] = {}
         self.in_flight = self._load_state()  # batch key -> batch id, saved at every change
         return self
@@ -62,14 +64,18 @@ class BatchTeacher(Teacher):
         custom_id = custom_id or hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
         future = asyncio.get_running_loop().create_future()
         self.waiting[custom_id] = (body, future)
-        if self.flusher is None or self.flusher.done():
-            self.flusher = asyncio.get_running_loop().create_task(self._flush())
+        if not self.collecting:  # else a flush is about to take this request with the others
+            self.collecting = True
+            flush = asyncio.get_running_loop().create_task(self._flush())
+            self.flushes.add(flush)
+            flush.add_done_callback(self.flushes.discard)
         return await future
 
     async def _flush(self) -> None:
         for _ in range(20):  # let every worker that is about to ask do so: one batch per stage
             await asyncio.sleep(0)
         requests, self.waiting = self.waiting, {}
+        self.collecting = False  # a request asked from now on goes out in a batch of its own
         try:
             results = await self._run(requests)
         except Exception as err:  # noqa: BLE001 - every waiting case gets the error

@@ -104,3 +104,33 @@ def test_killed_batch_run_resumes_the_submitted_batches(tmp_path):
         assert server.calls["batches.create"] == 2 and server.calls["files.create"] == 2  # nothing paid twice
     kept, dropped = outcomes(output)
     assert len(kept) == 4 and not dropped
+
+
+def test_a_request_asked_while_a_batch_is_in_flight_goes_out_in_the_next_batch():
+    import asyncio
+
+    from lm_eval_medreason.teacher_batch import BatchTeacher
+
+    async def ask_late(url, server):
+        async with BatchTeacher("teacher", base_url=url, max_retries=0) as teacher:
+            teacher.poll_interval = 0.05
+
+            async def until_batches(n):
+                for _ in range(400):
+                    if server.calls["batches.create"] == n:
+                        return
+                    await asyncio.sleep(0.025)
+                raise AssertionError(f"{dict(server.calls)}: expected {n} batches")
+
+            first = asyncio.create_task(teacher.ask("[case c00] first"))
+            await until_batches(1)  # the first batch has gathered its request and is polled (held in progress)
+            second = asyncio.create_task(teacher.ask("[case c01] second"))
+            await until_batches(2)
+            assert not first.done()
+            server.hold = False
+            replies = await asyncio.wait_for(asyncio.gather(first, second), timeout=20)
+            return [reply.text for reply in replies]
+
+    with fake_teacher(lambda case, attempt, body: f"answer for {case}") as (url, server):
+        server.hold = True
+        assert asyncio.run(ask_late(url, server)) == ["answer for c00", "answer for c01"]
