@@ -57,6 +57,7 @@ def _distill(args: argparse.Namespace) -> int:
             max_retries=args.max_retries, timeout=args.timeout, max_tokens=max_tokens,
             temperature=None if reasoning else args.temperature, reasoning=reasoning, system=args.system,
             expected_completion=distill.selection.EXPECTED_TRACE_TOKENS[args.style], processes=args.processes,
+            http_client=args.http_client,
         )
         if args.batch:
             teacher.concurrency = 10**9  # every pending case asks at once; the batch is the unit
@@ -221,8 +222,10 @@ def add_distill_parser(commands) -> None:
     d.add_argument("--system", help="a system message (folded into the user message for o1-style models)")
     d.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (default 16)")
     d.add_argument("--processes", type=int, default=1, help="helper processes that make the HTTP calls (default 1: "
-                   "in this process); the SDK costs ~3 ms CPU per request, so one process tops out near 300 "
-                   "requests/s: use 2-4 on a machine with spare cores for very high concurrency")
+                   "in this process, which tops out near 550 requests/s on 2 cores shared with the server); use "
+                   "2-4 only on a machine with idle cores, for very high concurrency")
+    d.add_argument("--http-client", choices=["aiohttp", "httpx"], default="aiohttp", help="the openai SDK's HTTP "
+                   "transport: aiohttp (default; less CPU per request) or httpx (the SDK's default)")
     d.add_argument("--rpm", type=float, default=0, help="requests per minute limit (token bucket; default 0 = none)")
     d.add_argument("--tpm", type=float, default=0, help="tokens per minute limit (prompt + expected completion, "
                    "corrected by the reported usage; default 0 = none)")

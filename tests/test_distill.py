@@ -1,9 +1,11 @@
 """`medreason distill` against a scripted local teacher (tests/fake_teacher.py): selection, faults,
 resume after SIGKILL, SIGINT, the API key never written, templates, inputs, dry run, o1-style requests."""
 
+import asyncio
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ from lm_eval_medreason.loaders import load_cases
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.resources import prompts_dir
 from lm_eval_medreason.selection import ContaminationGuard, judge_trace, normalise_final_line
-from lm_eval_medreason.teacher import TokenBucket, scrub
+from lm_eval_medreason.teacher import Teacher, TeacherError, TokenBucket, scrub
 from lm_eval_medreason.trace_store import read_lines
 from synthetic import write_data_dir, write_jsonl
 
@@ -131,7 +133,9 @@ def test_missing_eval_data_is_a_clear_error(tmp_path, capsys, clean_env):
 # --- the pipeline against a scripted teacher with faults --------------------------------------------
 
 
-def test_faults_each_item_ends_up_exactly_once(tmp_path):
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+def test_faults_each_item_ends_up_exactly_once(tmp_path, http_client):
+    """The same faults, retries, timeouts and outcomes through both of the SDK's HTTP transports."""
     rows = cases(14)
     write_jsonl(tmp_path / "cases.jsonl", rows)
     gold = gold_of(rows)
@@ -156,7 +160,8 @@ def test_faults_each_item_ends_up_exactly_once(tmp_path):
         return fault if fault is not None else correct_trace(gold[case], case)
 
     with fake_teacher(script) as (url, server):
-        assert main(distill_args(tmp_path / "cases.jsonl", tmp_path / "out.jsonl", url)) == 0
+        args = distill_args(tmp_path / "cases.jsonl", tmp_path / "out.jsonl", url, "--http-client", http_client)
+        assert main(args) == 0
         kept, dropped = outcomes(tmp_path / "out.jsonl")
         ids = [r["source_id"] for r in kept + dropped]
         assert sorted(ids) == sorted(gold) and len(set(ids)) == len(ids)
@@ -177,7 +182,7 @@ def test_faults_each_item_ends_up_exactly_once(tmp_path):
             assert record["meta"]["prompt_tokens"] == 100 and record["meta"]["finish_reason"] == "stop"
         before = Counter(server.requests)
         # Run again: only the non-final API error is asked again; it now fails again, still once in the files.
-        assert main(distill_args(tmp_path / "cases.jsonl", tmp_path / "out.jsonl", url)) == 0
+        assert main(args) == 0
         assert server.requests - before == Counter({"c11": 3})
         kept2, dropped2 = outcomes(tmp_path / "out.jsonl")
         assert len(kept2) == len(kept) and sorted(r["source_id"] for r in dropped2) == sorted(reasons)
@@ -399,8 +404,6 @@ def test_user_template_is_sandboxed(tmp_path):
 
 
 def test_changing_the_template_changes_the_ids(tmp_path):
-    from lm_eval_medreason.teacher import Teacher
-
     (tmp_path / "a.j2").write_text('A\n{% include "question.j2" %}')
     (tmp_path / "b.j2").write_text('B\n{% include "question.j2" %}')
     teacher = Teacher("m", base_url="http://127.0.0.1:9/v1")
@@ -449,6 +452,37 @@ def test_token_bucket_waits_for_refill():
         return time.monotonic() - started
 
     assert 0.4 <= asyncio.run(go()) < 1.5
+
+
+def test_http_transport_is_aiohttp_unless_asked_and_honours_a_proxy(monkeypatch):
+    """aiohttp by default, httpx on request; both send through ``HTTP_PROXY`` (a local socket stands in)."""
+    import openai
+
+    proxy = socket.socket()
+    proxy.bind(("127.0.0.1", 0))
+    proxy.listen(8)
+    proxy.settimeout(10)
+    for name in ("http_proxy", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # lower case would win over HTTP_PROXY
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+
+    async def ask(http_client):
+        async with Teacher("m", base_url="http://teacher.invalid/v1", http_client=http_client, max_retries=0,
+                           timeout=2) as teacher:
+            aiohttp = isinstance(teacher.client._client, openai.DefaultAioHttpClient)
+            call = asyncio.create_task(teacher.call({"model": "m", "messages": []}))
+            connection, _ = await asyncio.to_thread(proxy.accept)
+            first_line = connection.recv(4096).split(b"\r\n")[0]
+            connection.close()
+            with pytest.raises(TeacherError):
+                await call
+            return aiohttp, first_line
+
+    for http_client, is_aiohttp in (("aiohttp", True), ("httpx", False)):
+        assert asyncio.run(ask(http_client)) == (is_aiohttp, b"POST http://teacher.invalid/v1/chat/completions HTTP/1.1")
+    proxy.close()
+    with pytest.raises(ValueError, match="http_client must be aiohttp or httpx"):
+        Teacher("m", http_client="requests")
 
 
 def test_scrub_removes_the_key(monkeypatch):
