@@ -2,7 +2,7 @@
 
 A scripted OpenAI-compatible server (tests/fake_teacher.py, its own process) answers every
 request after a fixed latency (default 200 ms) with a ~550-token correct trace. The whole
-pipeline runs (Jinja prompt, openai.AsyncOpenAI, selection with extraction and token counting,
+pipeline runs (Jinja prompt, openai.AsyncOpenAI over its aiohttp transport, selection with extraction and token counting,
 JSONL writes with fsync) at a given concurrency (default 64). The ideal is concurrency /
 latency requests per second (320 req/s); the target is a ratio of at least 0.9.
 """
@@ -24,9 +24,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--no-fsync", action="store_true")
-    parser.add_argument("--processes", type=int, default=2, help="helper processes for the HTTP calls (default 2)")
+    parser.add_argument("--processes", type=int, default=1, help="helper processes for the HTTP calls (default 1: none)")
     parser.add_argument("--nagle", action="store_true", help="the server leaves Nagle's algorithm on, as Python's "
                         "http.server does by default (how this benchmark ran before: ~40 ms more per request)")
+    parser.add_argument("--http-client", choices=["aiohttp", "httpx"], default="aiohttp",
+                        help="the openai SDK's HTTP transport (medreason distill --http-client)")
     args = parser.parse_args()
 
     from lm_eval_medreason import distill
@@ -47,7 +49,7 @@ def main() -> None:
             options = distill.Options(input=str(cases), output=Path(tmp) / "out.jsonl", contamination=False,
                                       progress=False, fsync=not args.no_fsync)
             teacher = Teacher("teacher", base_url=url, concurrency=args.concurrency, max_retries=0, timeout=30,
-                              max_tokens=4096, processes=args.processes)
+                              max_tokens=4096, processes=args.processes, http_client=args.http_client)
             # warm up (imports, tokenizer, Jinja) on a separate output
             distill.run(distill.Options(input=str(cases), output=Path(tmp) / "warm.jsonl", contamination=False,
                                         progress=False, limit=64), teacher)

@@ -180,6 +180,7 @@ class Run:
             reply = await self.teacher.ask(prompt, custom_id=f"{ident}-1")
             _add_usage(usage, reply)
             if style == "longmonolog":
+                # on the loop, so that in --batch mode the stage-2 requests go out together, as one batch
                 stage1 = selection.judge_trace(reply.text, reply.finish_reason, case, 0)
                 if stage1.reason:
                     return self.drop(ident, case, stage1.reason, stage=1, answer=stage1.answer,
@@ -189,11 +190,10 @@ class Run:
                 _add_usage(usage, reply)
         except TeacherError as err:
             return self.drop(ident, case, err.kind, final=err.final, error=scrub(str(err)), **usage)
-        judged = selection.judge_trace(reply.text, reply.finish_reason, case, self.min_tokens)
+        judged, digest = await _judge(reply, case, self.min_tokens)
         extra = {"answer": judged.answer, "gold": case["answer_idx"], "finish_reason": reply.finish_reason, **usage}
         if judged.reason:
             return self.drop(ident, case, judged.reason, trace_tokens=judged.tokens, **extra)
-        digest = selection.trace_hash(judged.text)
         if digest in self.store.trace_hashes:
             return self.drop(ident, case, "duplicate", trace_tokens=judged.tokens, **extra)
         self.store.trace_hashes.add(digest)
@@ -221,11 +221,28 @@ class Run:
                 await self.one(ident, case)
                 bar.update(1)
 
+        # Twice as many workers as requests in flight: while one worker judges and writes its reply,
+        # another's request already holds the freed slot.
+        workers = min(2 * self.teacher.concurrency, len(pending)) or 1
         try:
             async with self.teacher:
-                await asyncio.gather(*(worker() for _ in range(min(self.teacher.concurrency, len(pending)) or 1)))
+                await asyncio.gather(*(worker() for _ in range(workers)))
         finally:
             bar.close()
+
+
+async def _judge(reply, case: dict, min_tokens: int):
+    """``selection.judge_trace`` and the kept trace's duplicate key, on a worker thread.
+
+    Token counting and hashing are most of the CPU a reply costs here; off the event loop
+    (tiktoken releases the GIL) they do not delay the other requests in flight.
+    """
+
+    def work():
+        judged = selection.judge_trace(reply.text, reply.finish_reason, case, min_tokens)
+        return judged, None if judged.reason else selection.trace_hash(judged.text)
+
+    return await asyncio.to_thread(work)
 
 
 def _add_usage(usage: Counter, reply) -> None:
