@@ -1,10 +1,11 @@
 """Throughput of `medreason distill` against a local teacher with a fixed latency, as a ratio to the ideal.
 
 A scripted OpenAI-compatible server (tests/fake_teacher.py, its own process) answers every
-request after a fixed latency (default 200 ms) with a ~550-token correct trace. The whole
-pipeline runs (Jinja prompt, openai.AsyncOpenAI over its aiohttp transport, selection with extraction and token counting,
-JSONL writes with fsync) at a given concurrency (default 64). The ideal is concurrency /
-latency requests per second (320 req/s); the target is a ratio of at least 0.9.
+request after a fixed latency (default 200 ms) with a ~1,000-token correct trace. The whole
+pipeline runs (Jinja prompt, openai.AsyncOpenAI over its aiohttp transport, selection with
+extraction and token counting, JSONL writes with fsync) at a given concurrency (default 64). The
+ideal is concurrency / latency requests per second (320 req/s); the target is a ratio of at
+least 0.9.
 """
 
 import argparse

@@ -1,12 +1,13 @@
 """Helper processes that make the teacher's HTTP calls, for more requests per second than one process.
 
-The openai SDK spends ~1-2 ms of CPU per request (request building, HTTP, parsing), so one
-event loop tops out at a few hundred requests/s. ``ProcessPool(n, config)`` starts ``n`` helper processes
-(spawned; each builds ``Teacher(**config)`` with its own ``AsyncOpenAI`` and reads the API key
-from the environment it inherits), and ``await pool.call(body)`` sends a request body to one of
-them, round robin, and returns its ``Reply`` or raises its ``TeacherError``. Each side reads
-its pipe in a thread, so neither can block the other. Helpers ignore SIGINT (the main process
-handles Ctrl-C) and stop when the main process closes the pool or dies (end of file on the pipe).
+The openai SDK spends ~1-2 ms of CPU per request (request building, HTTP, parsing), so one event
+loop tops out at a few hundred requests/s. ``ProcessPool(n, config)`` starts ``n`` helper
+processes (spawned; each builds ``Teacher(**config)`` with its own ``AsyncOpenAI`` and reads the
+API key from the environment it inherits), and ``await pool.call(body)`` sends a request body to
+one of them, round robin, and returns its ``Reply`` or raises its ``TeacherError``. Each side
+reads its pipe in a thread, so neither can block the other. Helpers ignore SIGINT (the main
+process handles Ctrl-C) and stop when the main process closes the pool or dies (end of file on
+the pipe).
 """
 
 from __future__ import annotations
