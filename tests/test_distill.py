@@ -466,14 +466,24 @@ def test_http_transport_is_aiohttp_unless_asked_and_honours_a_proxy(monkeypatch)
         monkeypatch.delenv(name, raising=False)  # lower case would win over HTTP_PROXY
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
 
+    def request_line() -> bytes:
+        """The first line the proxy receives (on a thread: the client sends on the event loop)."""
+        connection, _ = proxy.accept()
+        with connection:
+            data = b""
+            while b"\r\n" not in data:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        return data.split(b"\r\n")[0]
+
     async def ask(http_client):
         async with Teacher("m", base_url="http://teacher.invalid/v1", http_client=http_client, max_retries=0,
                            timeout=2) as teacher:
             aiohttp = isinstance(teacher.client._client, openai.DefaultAioHttpClient)
             call = asyncio.create_task(teacher.call({"model": "m", "messages": []}))
-            connection, _ = await asyncio.to_thread(proxy.accept)
-            first_line = connection.recv(4096).split(b"\r\n")[0]
-            connection.close()
+            first_line = await asyncio.to_thread(request_line)
             with pytest.raises(TeacherError):
                 await call
             return aiohttp, first_line
