@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--no-fsync", action="store_true")
     parser.add_argument("--processes", type=int, default=1, help="helper processes for the HTTP calls (default 1: none)")
     parser.add_argument("--nagle", action="store_true", help="the server leaves Nagle's algorithm on, as Python's "
-                        "http.server does by default (how this benchmark ran before: ~40 ms more per request)")
+                        "http.server does by default (how this benchmark ran before: replies wait for delayed ACKs)")
     parser.add_argument("--http-client", choices=["aiohttp", "httpx"], default="aiohttp",
                         help="the openai SDK's HTTP transport (medreason distill --http-client)")
     args = parser.parse_args()

@@ -19,20 +19,19 @@ load, tokenization nor saving), and both token counts are positions trained on; 
 that the two counts, and the losses logged at every step, agree. Runs alternate (a, b, a, b, ...);
 it prints the medians and the ratio medreason / plain. Target: ratio at least 0.95.
 
-Small machines are noisy (on the 2-core development VM, matrix products slow down up to 5x for
-seconds at a time, whatever runs), so the script also times every step as its log line arrives
+Small machines are noisy (matrix products slow down for seconds at a time, whatever runs), so the script also times every step as its log line arrives
 (``logging_steps`` 1, unbuffered output) and prints the median over steps of the ratio of the two
 runs' durations of the same step, which such spells hit only in the steps they overlap.
 
 The model is the tests' tiny tokenizer (tests/tiny_model.py) with a wider Qwen2 body than the
 tests' (hidden 256, intermediate 768, 4 layers, 4 heads / 2 KV heads: 3.3 M parameters, all
 linear layers LoRA-adapted), so that a step is dominated by the model's forward and backward,
-as on a real model, rather than by per-step bookkeeping (the tests' model, hidden 32, trains a step
-in ~70 ms, where start-up and logging weigh as much as the model). The data are synthetic chat
+as on a real model, rather than by per-step bookkeeping (with the tests' model, hidden 32, start-up
+and logging weigh as much as the model). The data are synthetic chat
 examples with a long-tailed (log-normal, sigma 0.8) length distribution: 262 tokens on average,
 median 217, up to 969 (the study's ~1,200-token mean would make a run several minutes long on 2
 cores). Steps: 15 of 8 examples, 4 per micro-batch (2 accumulation steps), padding-free as in the
-recipes; 3 runs of each (~4 minutes in all on 2 cores).
+recipes; 3 runs of each.
 
     python benchmarks/train_throughput.py [--repeats 3] [--steps 15] [--examples 240] [--mean-words 150]
 """
