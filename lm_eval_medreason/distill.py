@@ -14,9 +14,18 @@ expands that reasoning into a long reflective monologue.
 
 The teacher is ``teacher.Teacher`` (live requests: concurrency, rate limits, retries, optional
 helper processes) or, with ``--batch``, ``teacher_batch.BatchTeacher`` (OpenAI's Batch API); the
-pipeline does not know which. Each item's stable ``id`` hashes the template texts, the teacher model, the generation
-settings and the case, so a re-run with the same settings skips what is done
-(``trace_store``) and a change of any of them makes new items.
+pipeline does not know which.
+
+Exactly once: a run holds ``<output>.lock`` (``locks``), so a second run on the same output
+refuses at once. A case (its input ``id``) is kept at most once per output, whatever the
+settings: a kept case is never asked again. A dropped case is done when it was dropped with
+this run's settings (each record's ``id`` hashes the templates, the teacher model, the
+generation settings and the case; ``settings`` lists them); a drop made with other settings
+makes the run refuse, naming what changed, unless ``retry_dropped`` (``--retry-dropped``) asks
+every dropped case again. Only verdicts on a trace (and ``contaminated``) are final drops;
+a request that failed after the retries is written as not final and asked again by the next
+run; a ``TeacherFatal`` (key, permission, URL, model) stops the run, cancelling the requests
+in flight and recording nothing for them.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from pathlib import Path
 from lm_eval_medreason import selection
 from lm_eval_medreason.sources import DataError
 from lm_eval_medreason.teacher import Teacher, TeacherError, scrub
+from lm_eval_medreason.trace_store import dropped_path
 
 STYLES = {
     "longstep": ("teacher_longstep.j2",),
@@ -58,6 +68,7 @@ class Options:
     eval_benchmarks: tuple = EVAL_BENCHMARKS
     threshold: float = 0.5
     limit: int | None = None
+    retry_dropped: bool = False
     fsync: bool = True
     progress: bool = True
 
@@ -153,7 +164,98 @@ def item_id(templates: Templates, teacher: Teacher, style: str, case: dict) -> s
     """The stable id of (templates, model, settings, case)."""
     key = [templates.texts, teacher.model, style, teacher.settings(),
            [case["id"], case["question"], case["options"], case["answer_idx"]]]
-    return hashlib.sha256(json.dumps(key, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:24]
+    return _digest(key, 24)
+
+
+def case_hash(case: dict) -> str:
+    """What a case says (question, options, answer): an input case whose id is in the output must match it."""
+    return _digest([case["question"], case["options"], case["answer_idx"]], 16)
+
+
+def run_settings(templates: Templates, teacher: Teacher, style: str) -> dict:
+    """The settings an item's id hashes, as each record lists them (the teacher prompt as a hash)."""
+    return {"model": teacher.model, "style": style, "templates": _digest(templates.texts, 12), **teacher.settings()}
+
+
+def _digest(value, length: int) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:length]
+
+
+def lock_path(output: Path) -> Path:
+    return output.with_name(output.name + ".lock")
+
+
+# ---------------------------------------------------------------- what is left to do
+
+
+@dataclass
+class Plan:
+    """What a run on an output does: the cases still to ask, how many are done, which drops it asks again."""
+
+    pending: list  # (item id, case)
+    done: int
+    retry: set  # source ids of the dropped cases asked again (--retry-dropped)
+
+
+SETTING_FLAGS = {"model": "--model", "style": "--style", "max_tokens": "--max-tokens", "temperature": "--temperature",
+                 "reasoning": "--reasoning-model", "system": "--system"}
+
+
+def plan(options: Options, items: list, settings: dict) -> Plan:
+    """Read the output (without changing it) and sort the input cases (see the module docstring).
+
+    A DataError when an input case's id is in the output with another question, options or answer, or when
+    cases were dropped with other settings and ``retry_dropped`` is off.
+    """
+    from lm_eval_medreason.trace_store import read_lines
+
+    output = options.output
+    kept = {r.get("source_id"): r for r in read_lines(output)}
+    dropped: dict = {}
+    for record in read_lines(dropped_path(output)):
+        if record.get("final", True):  # a failure that is not final is asked again
+            dropped.setdefault(record.get("source_id"), []).append(record)
+    pending, done, retry, other = [], 0, set(), []
+    for ident, case in items:
+        previous = [kept[case["id"]]] if case["id"] in kept else dropped.get(case["id"], [])
+        for record in previous:
+            if record.get("case_hash", case_hash(case)) != case_hash(case):
+                raise DataError(f"{output}: case {case['id']!r} is already there with another question, options or "
+                                f"answer than in --input {options.input}; give the changed case a new id, or use "
+                                "another --output")
+        if case["id"] in kept:
+            done += 1
+        elif previous and options.retry_dropped:
+            retry.add(case["id"])
+            pending.append((ident, case))
+        elif any(r["id"] == ident or r.get("reason") == "contaminated" for r in previous):
+            done += 1
+        elif previous:
+            other.append(previous[-1])
+        else:
+            pending.append((ident, case))
+    if other:
+        raise DataError(f"{output}: {len(other)} of its dropped cases were asked with other settings "
+                        f"({_changes(other[0].get('settings'), settings)}); add --retry-dropped to ask every dropped "
+                        "case again with these settings (kept cases are never asked again), or give a new --output "
+                        "to start a fresh file")
+    return Plan(pending, done, retry)
+
+
+def _changes(old, new: dict) -> str:
+    """The settings that differ, as flags: "--max-tokens 4096 (now 8192)"."""
+    if not isinstance(old, dict):
+        return "not listed in its records"
+    parts = [f"{flag} {_shown(old.get(key))} (now {_shown(new.get(key))})"
+             for key, flag in SETTING_FLAGS.items() if old.get(key) != new.get(key)]
+    if old.get("templates") != new.get("templates"):
+        parts.append("the teacher prompt (--template, --expand-template or the shipped templates)")
+    return ", ".join(parts) or "other settings"
+
+
+def _shown(value) -> str:
+    text = "unset" if value is None else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # ---------------------------------------------------------------- the run
@@ -165,13 +267,15 @@ class Run:
     def __init__(self, options: Options, teacher: Teacher, templates: Templates, store, min_tokens: int):
         self.options, self.teacher, self.templates, self.store = options, teacher, templates, store
         self.min_tokens = min_tokens
+        self.settings = run_settings(templates, teacher, options.style)
         self.counts: Counter = Counter()
         self.kept_tokens: list[int] = [r["meta"].get("trace_tokens", 0) for r in store.kept_records]
 
     def drop(self, ident: str, case: dict, reason: str, final: bool = True, **extra) -> None:
-        self.counts[reason] += 1
-        self.store.write("dropped", {"id": ident, "source_id": case["id"], "reason": reason, "final": final,
-                                     "teacher_model": self.teacher.model, "style": self.options.style, **extra})
+        self.counts[reason if final else "failed"] += 1
+        self.store.write("dropped", {"id": ident, "source_id": case["id"], "case_hash": case_hash(case),
+                                     "reason": reason, "final": final, "teacher_model": self.teacher.model,
+                                     "style": self.options.style, "settings": self.settings, **extra})
 
     async def one(self, ident: str, case: dict) -> None:
         style, usage = self.options.style, Counter()
@@ -201,8 +305,8 @@ class Run:
 
         user = render_case(f"eval_{style}.j2", case)
         meta = {"source_id": case["id"], "teacher_model": self.teacher.model, "style": style,
-                "trace_tokens": judged.tokens, "trace_hash": digest, **extra}
-        self.store.write("kept", {"id": ident, "source_id": case["id"], "messages": [
+                "trace_tokens": judged.tokens, "trace_hash": digest, "settings": self.settings, **extra}
+        self.store.write("kept", {"id": ident, "source_id": case["id"], "case_hash": case_hash(case), "messages": [
             {"role": "user", "content": user}, {"role": "assistant", "content": judged.text}], "meta": meta})
         self.counts["kept"] += 1
         self.kept_tokens.append(judged.tokens)
@@ -226,7 +330,13 @@ class Run:
         workers = min(2 * self.teacher.concurrency, len(pending)) or 1
         try:
             async with self.teacher:
-                await asyncio.gather(*(worker() for _ in range(workers)))
+                tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+                try:
+                    await asyncio.gather(*tasks)
+                finally:  # a TeacherFatal (or Ctrl-C) stops every worker: the cases in flight stay to do
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             bar.close()
 
@@ -252,10 +362,10 @@ def _add_usage(usage: Counter, reply) -> None:
 
 
 def prepare(options: Options, teacher: Teacher):
-    """Templates, the cases still to do, and those dropped as contaminated (not yet recorded)."""
+    """Templates, the input items (item id, case) and the contamination guard (None when skipped)."""
     templates = Templates(options.style, options.template, options.expand_template)
     cases = load_inputs(options.input, options.metadata)
-    if options.limit:
+    if options.limit is not None:
         cases = cases[: options.limit]
     guard = contamination_guard(options) if options.contamination else None
     items = [(item_id(templates, teacher, options.style, case), case) for case in cases]
@@ -268,55 +378,67 @@ def prepare(options: Options, teacher: Teacher):
 
 def run(options: Options, teacher: Teacher) -> dict:
     """Distill; returns the statistics it prints. Safe to interrupt and re-run (see trace_store)."""
+    from lm_eval_medreason.locks import Busy, hold
     from lm_eval_medreason.trace_store import TraceStore
 
-    templates, items, guard = prepare(options, teacher)
-    min_tokens = options.min_tokens if options.min_tokens is not None else selection.DEFAULT_MIN_TOKENS[options.style]
-    store = TraceStore(options.output, fsync=options.fsync)
-    job = Run(options, teacher, templates, store, min_tokens)
-    skipped = sum(1 for ident, _ in items if ident in store.done)
-    pending = []
     try:
-        for ident, case in items:
-            if ident in store.done:
-                continue
-            match = guard.match(case["question"]) if guard else None
-            if match:
-                job.drop(ident, case, "contaminated", eval_case=match[0], similarity=round(match[1], 3))
-            else:
-                pending.append((ident, case))
-        asyncio.run(job.all(pending))
+        lock = hold(lock_path(options.output))
+    except Busy as err:
+        raise DataError(f"{options.output}: another medreason distill (process {err.owner}) is writing it; wait for "
+                        "it to end, or use another --output") from None
+    try:
+        templates, items, guard = prepare(options, teacher)
+        min_tokens = options.min_tokens
+        if min_tokens is None:
+            min_tokens = selection.DEFAULT_MIN_TOKENS[options.style]
+        todo = plan(options, items, run_settings(templates, teacher, options.style))
+        store = TraceStore(options.output, fsync=options.fsync, forget=todo.retry)
+        job = Run(options, teacher, templates, store, min_tokens)
+        pending = []
+        try:
+            for ident, case in todo.pending:
+                match = guard.match(case["question"]) if guard else None
+                if match:
+                    job.drop(ident, case, "contaminated", eval_case=match[0], similarity=round(match[1], 3))
+                else:
+                    pending.append((ident, case))
+            asyncio.run(job.all(pending))
+        finally:
+            store.close()
     finally:
-        store.close()
-    return summarise(options, job, store, len(items), skipped)
+        lock.close(remove=True)
+    return summarise(options, job, store, len(items), todo)
 
 
-def summarise(options: Options, job: Run, store, total: int, skipped: int) -> dict:
+def summarise(options: Options, job: Run, store, total: int, todo: Plan) -> dict:
     """The statistics of the run, all files included (earlier runs too)."""
     from lm_eval_medreason.trace_store import read_lines
 
     kept = read_lines(store.output)
     records = read_lines(store.dropped)
-    dropped = Counter(r["reason"] for r in records)
+    dropped = Counter(r["reason"] for r in records if r.get("final", True))
+    failed = Counter(r["reason"] for r in records if not r.get("final", True))
     tokens = [r["meta"].get("trace_tokens", 0) for r in kept]
-    return {"inputs": total, "resumed": skipped, "this_run": dict(job.counts), "kept": len(kept),
-            "dropped": dict(sorted(dropped.items())), "retry": sum(1 for r in records if not r.get("final", True)),
+    return {"inputs": total, "resumed": todo.done, "retried_drops": len(todo.retry), "this_run": dict(job.counts),
+            "kept": len(kept), "dropped": dict(sorted(dropped.items())), "failed": dict(sorted(failed.items())),
             "mean_tokens": round(sum(tokens) / len(tokens), 1) if tokens else None,
             "study_mean_tokens": selection.STUDY_MEAN_TOKENS.get(options.style)}
 
 
 def format_stats(stats: dict, output: Path) -> str:
     mean = "-" if stats["mean_tokens"] is None else f"{stats['mean_tokens']:.0f}"
+    retried = f"; {stats['retried_drops']} dropped ones asked again" if stats.get("retried_drops") else ""
     lines = [
-        f"inputs: {stats['inputs']} ({stats['resumed']} done in earlier runs)",
+        f"inputs: {stats['inputs']} ({stats['resumed']} done in earlier runs{retried})",
         f"kept: {stats['kept']} in {output} (mean {mean} tokens per trace; the study's mean: {stats['study_mean_tokens'] or 'not given'})",
         f"dropped: {sum(stats['dropped'].values())} in {output.name}.dropped.jsonl"
         + "".join(f"\n  {reason}: {n}" for reason, n in stats["dropped"].items()),
     ]
-    retry = stats.get("retry", 0)
-    if retry:
-        lines.append(f"{retry} of the dropped failed for a reason that may pass (API errors after retries, malformed "
-                     "responses): run the same command again to retry them")
+    failed = sum(stats.get("failed", {}).values())
+    if failed:
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in stats["failed"].items())
+        lines.append(f"{failed} failed and will be retried by the next run ({reasons}; API or transport errors after "
+                     "the retries, listed with final: false in the dropped file): run the same command again")
     return "\n".join(lines)
 
 

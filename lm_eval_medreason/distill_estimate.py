@@ -6,7 +6,8 @@ tokens) plus, for LongMonolog's stage 1, an assumed ``STAGE1_COMPLETION_ESTIMATE
 summary (our assumption, not the study's); for stage 2 the summary is also counted as prompt.
 Hidden reasoning tokens of o1-style models are billed as output and come on top. Cost uses
 ``--price-input``/``--price-output`` (USD per 1M tokens) or the small ``PRICES`` table; an
-unknown model's cost is reported as unknown.
+unknown model's cost is reported as unknown. It writes nothing (not even the output's lock):
+the output is only read, as a run would read it (``distill.plan``).
 """
 
 from __future__ import annotations
@@ -28,14 +29,11 @@ PRICES = {
 
 def estimate(options, teacher, price_input: float | None, price_output: float | None) -> str:
     """What a run would send: requests, estimated tokens and cost; sends nothing."""
-    from lm_eval_medreason.trace_store import dropped_path, read_lines
-
-    from lm_eval_medreason.distill import STYLES, prepare
+    from lm_eval_medreason.distill import STYLES, plan, prepare, run_settings
 
     templates, items, guard = prepare(options, teacher)
-    done = {r["id"] for r in read_lines(options.output)} | {
-        r["id"] for r in read_lines(dropped_path(options.output)) if r.get("final", True)} if options.output.exists() else set()
-    pending = [(i, c) for i, c in items if i not in done and not (guard and guard.match(c["question"]))]
+    todo = plan(options, items, run_settings(templates, teacher, options.style))  # reads the output, writes nothing
+    pending = [(i, c) for i, c in todo.pending if not (guard and guard.match(c["question"]))]
     stages = len(STYLES[options.style])
     prompt_tokens = sum(count_tokens(templates.render(0, c)) for _, c in pending)
     if stages == 2:
@@ -43,7 +41,8 @@ def estimate(options, teacher, price_input: float | None, price_output: float | 
     completion = selection.EXPECTED_TRACE_TOKENS[options.style] + (STAGE1_COMPLETION_ESTIMATE if stages == 2 else 0)
     completion_tokens = completion * len(pending)
     lines = [
-        f"cases: {len(items)} ({len(items) - len(pending)} done or contaminated, {len(pending)} to send)",
+        f"cases: {len(items)} ({len(items) - len(pending)} done or contaminated, {len(pending)} to send"
+        + (f", {len(todo.retry)} of them dropped before and asked again" if todo.retry else "") + ")",
         f"requests: {len(pending) * stages} ({stages} per case)",
         f"prompt tokens: {prompt_tokens:,} (tiktoken)",
         f"completion tokens: ~{completion_tokens:,} ({_source(options.style)}, {selection.EXPECTED_TRACE_TOKENS[options.style]}"

@@ -11,15 +11,17 @@ it is dropped (each reason a fixed word, counted in the run's statistics):
   a substantial thought process; short traces teach the student to stop reasoning early);
 - ``duplicate`` (checked by the pipeline): the same normalised trace text was already kept.
 
-The final answer line is normalised to ``The answer is (X).``: the line that committed is
-replaced (or, when the commitment sits inside a paragraph, the line is appended).
+The final answer line is normalised to ``The answer is (X).``: a last line that only commits
+("**Final answer: (C) Heparin**", "Therefore, the answer is C.") is replaced by it; a last line
+that also reasons ("So heparin it is; the answer is C, clearly.") is kept whole and the
+normalised line appended, so that no reasoning is ever deleted.
 
 ``ContaminationGuard`` drops input cases whose question equals an evaluation question after
 normalisation (case, accents, punctuation, whitespace), or whose word-trigram set has a Jaccard
 similarity >= ``threshold`` (default 0.5) with one. Candidates come from an inverted index over
 the rarer trigrams (those in at most ``max_postings`` evaluation questions), then each
-candidate's exact Jaccard is computed with set operations: 10,000 inputs against ~2,000
-evaluation questions take a few seconds.
+candidate's exact Jaccard is computed with set operations, so a check costs a few set
+operations rather than one per evaluation question.
 """
 
 from __future__ import annotations
@@ -55,18 +57,37 @@ class Judgement:
 
 
 def normalise_final_line(text: str, letter: str, options: dict | None = None) -> str:
-    """``text`` ending with exactly ``The answer is (letter).``, replacing the line that committed to it."""
+    """``text`` ending with exactly ``The answer is (letter).`` (see the module docstring)."""
     lines = text.rstrip().splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     final = FINAL_LINE.format(letter=letter)
-    # The last line commits on its own (e.g. "**Final answer: (C)**"): replace it.
-    if lines and len(lines[-1]) <= 200 and extract_choice(lines[-1], options or {letter: letter}) == letter:
+    if lines and _only_commits(lines[-1], letter, (options or {}).get(letter)):
         lines[-1] = final
     else:
         lines.append("")
         lines.append(final)
     return "\n".join(lines).strip() + "\n"
+
+
+# The words a bare commitment line may hold besides the letter and its option's text.
+_COMMIT_WORDS = frozenset(
+    "so thus therefore hence overall conclusion in summary the my our final correct best right most likely answer "
+    "is option choice letter boxed text textbf mathrm".split()
+)
+
+
+def _only_commits(line: str, letter: str, option_text: str | None) -> bool:
+    """Whether ``line`` commits to ``letter`` and says nothing else (no reasoning to keep)."""
+    words = _WORD.findall(line.lower())
+    if letter.lower() not in words or extract_choice(line, {letter: option_text or letter}) != letter:
+        return False
+    named = _WORD.findall((option_text or "").lower())
+    for start in range(len(words) - len(named) + 1) if named else ():
+        if words[start : start + len(named)] == named:  # the option's text after its letter
+            del words[start : start + len(named)]
+            break
+    return all(word in _COMMIT_WORDS or word == letter.lower() for word in words)
 
 
 def judge_trace(text: str | None, finish_reason: str | None, case: dict, min_tokens: int) -> Judgement:

@@ -9,17 +9,25 @@
 - Retries: the SDK retries HTTP 408/409/429/5xx, connection errors and timeouts itself
   (``max_retries``, exponential backoff 0.5 s to 8 s with jitter, honouring ``Retry-After`` and
   ``retry-after-ms`` up to 120 s). A 200 whose body is not a valid completion is retried here,
-  with the same backoff. ``timeout`` is the per-request timeout in seconds.
+  with the same backoff, and so is a reply stopped by a content filter (it may pass when asked
+  again; after the retries it is a final ``content_filter`` drop). ``timeout`` is the per-request
+  timeout in seconds.
 - Reasoning (o1-style) models, names starting ``o1``/``o3``/``o4`` or ``reasoning=True``: no
   system message (a system text is folded into the user message), ``max_completion_tokens``
   instead of ``max_tokens``, no temperature.
 - HTTP: the SDK's aiohttp transport (``openai.DefaultAioHttpClient``, which its README recommends
-  for concurrency): ~0.6 ms less CPU per request than its default httpx transport, so one process
-  keeps up with more requests in flight (proxies from ``HTTP(S)_PROXY`` apply to both).
+  for concurrency): less CPU per request than its default httpx transport, so one process keeps
+  up with more requests in flight (``benchmarks/README.md``; proxies from ``HTTP(S)_PROXY`` apply
+  to both).
   ``http_client="httpx"`` picks the SDK's default instead.
-- ``processes`` > 1 spreads the HTTP calls (the SDK's CPU per request caps one process, near
-  550 requests/s on 2 cores) over helper processes (``teacher_pool``); limits, selection
-  and writing stay in the main process.
+- ``processes`` > 1 spreads the HTTP calls (the SDK's CPU per request caps the requests per
+  second of one process) over helper processes (``teacher_pool``); limits, selection and
+  writing stay in the main process.
+- Failures: ``TeacherError`` for one request that failed after the retries (``final`` when it is
+  a verdict on the reply, e.g. a content filter; transport and server errors are not final);
+  ``TeacherFatal`` when the API refuses the run itself (HTTP 401, 403, 404, an unknown model):
+  no request can succeed until the key, ``--base-url`` or ``--model`` is fixed, so the caller
+  stops everything and records nothing.
 - The API key is never written anywhere: ``scrub`` removes it from every error message.
 """
 
@@ -107,6 +115,42 @@ class TeacherError(Exception):
         return self.message
 
 
+class TeacherFatal(Exception):
+    """The API refused the run itself (key, permission, URL, model): stop, record nothing; the message names the fix."""
+
+
+def status_error(err, model: str, base_url: str | None) -> Exception:
+    """The ``TeacherError`` or ``TeacherFatal`` for an ``openai.APIStatusError`` (after the SDK's retries)."""
+    body = err.body if isinstance(err.body, dict) else {}  # the SDK passes the inner "error" object
+    error = body.get("error") if isinstance(body.get("error"), dict) else body
+    return http_error(err.status_code, error, model, base_url, _one_line(err))
+
+
+def http_error(status: int, error: dict, model: str, base_url: str | None, fallback: str = "") -> Exception:
+    """An HTTP error status and its ``{"message", "code"}``: ``TeacherFatal`` when it refuses the run itself
+    (key, permission, URL, model), else a ``TeacherError`` (final only for a content filter)."""
+    where = base_url or "the OpenAI API"
+    code = str(error.get("code") or "")
+    text = str(error.get("message") or "").strip()
+    detail = scrub(text.splitlines()[0][:200]) if text else fallback or "no message"
+    lowered = text.lower()
+    unknown_model = code == "model_not_found" or ("model" in lowered and any(
+        s in lowered for s in ("not found", "does not exist", "unknown", "no such", "invalid model")))
+    if status == 401:
+        return TeacherFatal(f"{where} refused the API key (HTTP 401: {detail}): set OPENAI_API_KEY to a valid key")
+    if status == 403:
+        return TeacherFatal(f"{where} denied access (HTTP 403: {detail}): use a key (OPENAI_API_KEY) allowed to use "
+                            f"model {model}, or another --model")
+    if unknown_model and status in (400, 404):
+        return TeacherFatal(f"{where} does not know model {model!r} (HTTP {status}: {detail}): check --model")
+    if status == 404:
+        return TeacherFatal(f"{where}/chat/completions not found (HTTP 404: {detail}): check --base-url (an "
+                            "OpenAI-compatible endpoint usually ends in /v1)")
+    if code == "content_filter":  # a prompt the provider's filter refuses (Azure): a verdict on the case
+        return TeacherError(f"HTTP {status}: {detail}", final=True, kind="content_filter")
+    return TeacherError(f"HTTP {status}: {detail}")
+
+
 @dataclass
 class Teacher:
     model: str
@@ -129,6 +173,14 @@ class Teacher:
             self.reasoning = is_reasoning_model(self.model)
         if self.http_client not in ("aiohttp", "httpx"):
             raise ValueError(f"http_client must be aiohttp or httpx, not {self.http_client!r}")
+        for name in ("concurrency", "processes"):  # 0 would wait forever for a free slot
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("rpm", "tpm", "max_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be positive, not {self.timeout}")
 
     async def __aenter__(self) -> "Teacher":
         """Open the client (or the helper processes), the semaphore and the buckets inside the running loop."""
@@ -145,6 +197,7 @@ class Teacher:
             http_client=openai.DefaultAioHttpClient() if self.http_client == "aiohttp" else None,
         )
         self.semaphore = asyncio.Semaphore(self.concurrency)
+        self.refused: TeacherFatal | None = None  # once the API refuses the run, no request is sent any more
         self.requests = TokenBucket(self.rpm) if self.rpm else None
         self.tokens = TokenBucket(self.tpm) if self.tpm else None
         return self
@@ -186,32 +239,42 @@ class Teacher:
             await self.tokens.take(estimate)
         body = self.request(prompt)
         async with self.semaphore:
-            reply = await (self.pool.call(body) if self.pool else self.call(body))
+            if self.refused:
+                raise self.refused
+            try:
+                reply = await (self.pool.call(body) if self.pool else self.call(body))
+            except TeacherFatal as err:
+                self.refused = err
+                raise
         if self.tokens:
             self.tokens.adjust(reply.prompt_tokens + reply.completion_tokens - estimate if reply.prompt_tokens else 0)
         return reply
 
 
     async def call(self, body: dict) -> Reply:
-        """Send one request (the SDK retries transport and HTTP errors; malformed bodies are retried here)."""
+        """Send one request. The SDK retries transport and HTTP errors; here, with the same backoff, a body
+        that is not a completion, and a content filter (a filtered reply may pass when asked again)."""
         import openai
 
-        try:
-            for attempt in range(self.max_retries + 1):
-                try:
-                    # The SDK's generic request method ("custom requests" in its README): the same retries,
-                    # timeouts and errors as chat.completions.create, without its per-request typed
-                    # transform and model parsing (~1 ms of CPU per request, a quarter of the total).
-                    return _reply(_Obj(await self.client.post("/chat/completions", body=body, cast_to=dict)))
-                except (ValueError, TypeError, AttributeError, IndexError, openai.APIResponseValidationError) as err:
-                    if attempt == self.max_retries:
-                        raise TeacherError(f"malformed response: {_one_line(err)}", kind="malformed_response") from None
-                    await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
-        except openai.APIStatusError as err:
-            retryable = err.status_code in (408, 409, 429) or err.status_code >= 500
-            raise TeacherError(f"HTTP {err.status_code} {_one_line(err)}", final=not retryable) from None
-        except openai.APIError as err:  # connection errors and timeouts, after the SDK's retries
-            raise TeacherError(_one_line(err)) from None
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                # The SDK's generic request method ("custom requests" in its README): the same retries,
+                # timeouts and errors as chat.completions.create, without its per-request typed
+                # transform and model parsing (CPU per request: see benchmarks/README.md).
+                reply = _reply(_Obj(await self.client.post("/chat/completions", body=body, cast_to=dict)))
+                if reply.finish_reason != "content_filter" or last:
+                    return reply
+            except (ValueError, TypeError, AttributeError, IndexError, openai.APIResponseValidationError) as err:
+                if last:
+                    raise TeacherError(f"malformed response: {_one_line(err)}", kind="malformed_response") from None
+            except openai.APIStatusError as err:  # after the SDK's retries of 408/409/429/5xx
+                error = status_error(err, self.model, self.base_url)
+                if last or not (isinstance(error, TeacherError) and error.kind == "content_filter"):
+                    raise error from None
+            except openai.APIError as err:  # connection errors and timeouts, after the SDK's retries
+                raise TeacherError(_one_line(err)) from None
+            await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
         raise AssertionError("unreachable")
 
     def config(self) -> dict:

@@ -13,8 +13,11 @@ file) goes out as several batches at once, split in the order of the custom ids 
 resumed run splits its pending requests the same way.
 
 Failures (a non-200 line, a line in the error file, a request missing from both because the
-batch expired) are resubmitted in a new batch, at most ``resubmits`` times; what still fails is
-an ``api_error`` drop (not final: the next run tries it again).
+batch expired, a reply stopped by a content filter) are resubmitted in a new batch, at most
+``resubmits`` times; a content filter then stands as the verdict, and what still fails is
+an ``api_error`` drop (not final: the next run tries it again). A refusal of the run itself
+(HTTP 401, 403, 404 or an unknown model, on an upload, a batch or a request line) raises
+``TeacherFatal`` in every waiting case, as live requests do.
 
 Resume: the batch id of each submitted set of requests is saved in ``<output>.batches.json``
 under a hash of its custom ids, before polling starts. A run killed while a batch is in flight
@@ -30,7 +33,8 @@ import json
 import os
 from pathlib import Path
 
-from lm_eval_medreason.teacher import Reply, Teacher, TeacherError, _Obj, _one_line, _reply
+from lm_eval_medreason.teacher import (Reply, Teacher, TeacherError, TeacherFatal, _Obj, _one_line, _reply, http_error,
+                                       status_error)
 
 DONE = ("completed", "failed", "expired", "cancelled")
 MAX_BATCH_REQUESTS = 50_000  # OpenAI's limits for one batch: 50,000 requests, a 200 MB input file
@@ -72,12 +76,17 @@ class BatchTeacher(Teacher):
         return await future
 
     async def _flush(self) -> None:
+        import openai
+
         for _ in range(20):  # let every worker that is about to ask do so: one batch per stage
             await asyncio.sleep(0)
         requests, self.waiting = self.waiting, {}
         self.collecting = False  # a request asked from now on goes out in a batch of its own
         try:
             results = await self._run(requests)
+        except openai.APIStatusError as err:  # an upload or a batch refused: every waiting case gets the error
+            error = status_error(err, self.model, self.base_url)
+            results = {cid: error for cid in requests}
         except Exception as err:  # noqa: BLE001 - every waiting case gets the error
             results = {cid: TeacherError(_one_line(err)) for cid in requests}
         for cid, (_, future) in requests.items():
@@ -94,7 +103,10 @@ class BatchTeacher(Teacher):
             for part in await asyncio.gather(*(self._one_batch(lines) for lines in self.split(todo))):
                 got.update(part)
             results.update(got)
-            todo = {cid: body for cid, body in todo.items() if not isinstance(got[cid], Reply)}
+            fatal = next((r for r in got.values() if isinstance(r, TeacherFatal)), None)
+            if fatal:
+                return {cid: fatal for cid in requests}
+            todo = {cid: body for cid, body in todo.items() if not _settled(got[cid])}
             if not todo:
                 break
         return results
@@ -112,6 +124,11 @@ class BatchTeacher(Teacher):
             current[cid] = line
             size += len(line.encode())
         return batches + [current] if current else batches
+
+    async def __aexit__(self, *exc) -> None:
+        for flush in list(self.flushes):  # after a fatal error or Ctrl-C: stop polling
+            flush.cancel()
+        await super().__aexit__(*exc)
 
     async def _one_batch(self, lines: dict[str, str]) -> dict:
         key = batch_key(lines)
@@ -137,7 +154,7 @@ class BatchTeacher(Teacher):
             for line in content.text.splitlines():
                 if line.strip():
                     record = json.loads(line)
-                    results[record.get("custom_id")] = _result(record)
+                    results[record.get("custom_id")] = _result(record, self.model, self.base_url)
         for cid in lines:
             results.setdefault(cid, TeacherError(f"batch {batch_id} ended {batch.status} without this request"))
         self.in_flight.pop(key, None)
@@ -159,13 +176,22 @@ class BatchTeacher(Teacher):
         os.replace(tmp, self.state_path)
 
 
-def _result(record: dict):
-    """A Reply from one line of a batch's output or error file, else a TeacherError."""
+def _settled(result) -> bool:
+    """A reply, unless a content filter stopped it (asked again, as a live request would be)."""
+    return isinstance(result, Reply) and result.finish_reason != "content_filter"
+
+
+def _result(record: dict, model: str, base_url: str | None):
+    """A Reply from one line of a batch's output or error file, else a TeacherError or TeacherFatal."""
     response = record.get("response") or {}
     if record.get("error") or response.get("status_code") != 200:
         error = record.get("error") or (response.get("body") or {}).get("error") or {}
-        message = error.get("message") if isinstance(error, dict) else str(error)
-        return TeacherError(f"batch request failed: HTTP {response.get('status_code')} {message}"[:300])
+        error = error if isinstance(error, dict) else {"message": str(error)}
+        status = response.get("status_code")
+        judged = http_error(status, error, model, base_url) if isinstance(status, int) else None
+        if isinstance(judged, TeacherFatal) or (judged and judged.final):  # as a live request's status
+            return judged
+        return TeacherError(f"batch request failed: HTTP {status} {error.get('message')}"[:300])
     try:
         return _reply(_Obj(response["body"]))
     except Exception as err:  # noqa: BLE001

@@ -1,13 +1,13 @@
 """Helper processes that make the teacher's HTTP calls, for more requests per second than one process.
 
-The openai SDK spends ~1-2 ms of CPU per request (request building, HTTP, parsing), so one event
-loop tops out at a few hundred requests/s. ``ProcessPool(n, config)`` starts ``n`` helper
+The openai SDK spends CPU on every request (request building, HTTP, parsing), which caps the
+requests per second of one event loop. ``ProcessPool(n, config)`` starts ``n`` helper
 processes (spawned; each builds ``Teacher(**config)`` with its own ``AsyncOpenAI`` and reads the
 API key from the environment it inherits), and ``await pool.call(body)`` sends a request body to
-one of them, round robin, and returns its ``Reply`` or raises its ``TeacherError``. Each side
-reads its pipe in a thread, so neither can block the other. Helpers ignore SIGINT (the main
-process handles Ctrl-C) and stop when the main process closes the pool or dies (end of file on
-the pipe).
+one of them, round robin, and returns its ``Reply`` or raises its ``TeacherError`` or
+``TeacherFatal``. Each side reads its pipe in a thread, so neither can block the other. Helpers
+ignore SIGINT (the main process handles Ctrl-C) and stop when the main process closes the pool
+or dies (end of file on the pipe), cancelling the requests they still have in flight.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import multiprocessing
 import signal
 import threading
 
-from lm_eval_medreason.teacher import Teacher, TeacherError, _one_line
+from lm_eval_medreason.teacher import Teacher, TeacherError, TeacherFatal, _one_line
 
 
 class ProcessPool:
@@ -54,6 +54,8 @@ class ProcessPool:
         kind, value = result
         if kind == "ok":
             future.set_result(value)
+        elif kind == "fatal":
+            future.set_exception(TeacherFatal(value))
         else:
             message, final, error_kind = value
             future.set_exception(TeacherError(message, final=final, kind=error_kind))
@@ -95,6 +97,10 @@ async def _serve_async(requests, results, config: dict) -> None:
             result = ("ok", await teacher.call(body))
         except TeacherError as err:
             result = ("err", (err.message, err.final, err.kind))
+        except TeacherFatal as err:
+            result = ("fatal", str(err))
+        except asyncio.CancelledError:
+            return  # the main process closed the pool: nobody waits for this answer
         except Exception as err:  # noqa: BLE001 - reported to the main process as a retryable API error
             result = ("err", (_one_line(err), False, "api_error"))
         try:
@@ -124,5 +130,7 @@ async def _serve_async(requests, results, config: dict) -> None:
     async with teacher:
         threading.Thread(target=read, daemon=True).start()
         await stop.wait()
+        for task in tasks:  # none in a finished run; after a fatal error or Ctrl-C, nobody waits for them
+            task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -60,6 +60,13 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
+    def handle_error(self, request, client_address):
+        """A client that hung up (a cancelled request) is no error of the server's; others are printed."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
 
 @contextmanager
 def fake_teacher(script, latency: float = 0.0, reasoning_tokens: int = 0, nagle: bool = False):
@@ -143,7 +150,11 @@ def fake_teacher(script, latency: float = 0.0, reasoning_tokens: int = 0, nagle:
             raw = self.rfile.read(int(self.headers["Content-Length"]))
             if not self.path.endswith("/chat/completions"):
                 return self.post_batch_api(raw)
-            body = json.loads(raw)
+            try:
+                body = json.loads(raw)
+            except ValueError:  # the client hung up while sending (a cancelled request)
+                self.close_connection = True
+                return
             content = body["messages"][-1]["content"]
             match = CASE.search(content)
             case_id = match.group(1) if match else "?"
