@@ -349,6 +349,11 @@ def make_report(paths: list[Path], output: Path, compare_pairs: list[list[str]] 
     """Read the runs under ``paths`` and write every table and figure into ``output``; returns name -> path."""
     from lm_eval_medreason import figures
 
+    try:
+        stats.check_settings(n_resamples)
+        np.random.default_rng(seed)  # numpy's own rule for seeds (whole numbers >= 0)
+    except (ValueError, TypeError) as err:
+        raise ReportError(f"bootstrap settings: {err}") from None
     rows, notes = build_rows(load_runs(paths))
     if not rows:
         raise ReportError(f"{', '.join(map(str, paths))}: no medreason tasks in these lm-eval results")

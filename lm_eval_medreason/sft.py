@@ -12,7 +12,6 @@ It resumes from the newest checkpoint in the output folder, saves the adapter, c
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
@@ -23,8 +22,10 @@ from pathlib import Path
 import torch
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
+from lm_eval_medreason import locks
 from lm_eval_medreason.adapters import AdapterError, check_adapter
-from lm_eval_medreason.training_data import read_sft_jsonl
+from lm_eval_medreason.loaders import DataError
+from lm_eval_medreason.training_data import fingerprint, read_sft_jsonl
 
 SUMMARY_FILE = "train_summary.json"
 CONFIG_FILE = "medreason_train.yaml"
@@ -35,26 +36,15 @@ class FolderBusy(RuntimeError):
     """Another training still runs in this output folder."""
 
 
-def lock_output_dir(output_dir: str):
-    """Hold an exclusive lock on the output folder for as long as the returned file stays open. The kernel
-    drops it when the process dies, even by SIGKILL; so a second run cannot write into the folder while the
-    workers of a first one are still alive (e.g. when only the launcher was killed: they run in their own
-    sessions)."""
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    handle = open(Path(output_dir) / LOCK_FILE, "a+")  # noqa: SIM115 - held open on purpose
+def lock_output_dir(output_dir: str) -> locks.Lock:
+    """Hold an exclusive lock on the output folder until the returned lock is closed or the process ends (the
+    kernel drops it even on SIGKILL); so a second run cannot write into the folder while the workers of a first
+    one are still alive (e.g. when only the launcher was killed: they run in their own sessions)."""
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        owner = handle.read().strip() or "?"
-        handle.close()
-        raise FolderBusy(f"{output_dir}: a training is still running there (process {owner}); stop it first, "
+        return locks.hold(Path(output_dir) / LOCK_FILE)
+    except locks.Busy as err:
+        raise FolderBusy(f"{output_dir}: a training is still running there (process {err.owner}); stop it first, "
                          "or use another --output-dir") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
 
 
 @dataclass
@@ -69,6 +59,31 @@ class MedreasonArguments:
         default=None,
         metadata={"help": "examples per optimizer step; gradient_accumulation_steps is derived from it"},
     )
+    # Written by `medreason train` into the run record, never set by hand (it refuses them in a recipe):
+    # what the run was launched with, checked again by every worker (check_launch).
+    num_processes: int | None = field(
+        default=None, metadata={"help": "recorded: processes in all (set with medreason train --num-processes)"}
+    )
+    num_machines: int | None = field(
+        default=None, metadata={"help": "recorded: machines (accelerate's --num_machines after `--`)"}
+    )
+    data_sha256: str | None = field(default=None, metadata={"help": "recorded: the sha256 of the data file"})
+
+
+class LaunchMismatch(ValueError):
+    """The processes or the data differ from what the run record says; the message is one line."""
+
+
+def check_launch(args: MedreasonArguments, world_size: int) -> None:
+    """Refuse to train when this launch is not the run the record describes: another process count would change
+    the effective batch (gradient accumulation was derived for the recorded one), another data file (changed since
+    `medreason train` read it, or another copy on another machine) would train on other examples."""
+    if args.num_processes is not None and world_size != args.num_processes:
+        raise LaunchMismatch(f"{world_size} processes were launched but the run record says {args.num_processes}, "
+                             "from which gradient_accumulation_steps was derived: launch with medreason train")
+    if args.data_sha256 is not None and fingerprint(args.data) != args.data_sha256:
+        raise LaunchMismatch(f"{args.data} changed since medreason train checked it (sha256 {args.data_sha256} in the "
+                             "run record): run medreason train again")
 
 
 def make_parser() -> TrlParser:
@@ -183,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     # DeepSpeed's collectives trip torch's deprecation warning at every step: noise, not news.
     warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
     args, training_args, model_args = make_parser().parse_args_and_config(argv)
+    try:
+        check_launch(args, training_args.world_size)
+    except (LaunchMismatch, DataError) as err:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"medreason train: error: {err}", file=sys.stderr)
+        return 1
     if int(os.environ.get("RANK", "0")) == 0:
         try:
             lock = lock_output_dir(training_args.output_dir)  # noqa: F841 - held until the process ends

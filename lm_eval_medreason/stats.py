@@ -33,6 +33,14 @@ def _strata(values) -> list[np.ndarray]:
     return [np.asarray(v, dtype=float) for v in values]
 
 
+def check_settings(n_resamples: int, confidence: float = CONFIDENCE) -> None:
+    """Refuse settings that would give no interval, or a meaningless one, before any work (a ValueError)."""
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a whole number of at least 1, got {n_resamples!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence!r}")
+
+
 def bootstrap_means(values, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> np.ndarray:
     """Pooled means of ``n_resamples`` stratified resamples: each stratum resampled with replacement at its own size.
 
@@ -40,6 +48,7 @@ def bootstrap_means(values, n_resamples: int = N_RESAMPLES, seed: int = SEED) ->
     The pooled mean is sum over strata of the resampled sums / total size, i.e. the
     size-weighted mean of the per-stratum means, like lm-eval's ``weight_by_size``.
     """
+    check_settings(n_resamples)
     strata = [s for s in _strata(values) if s.size]
     total = sum(s.size for s in strata)
     if not total:
@@ -57,6 +66,7 @@ def bootstrap_means(values, n_resamples: int = N_RESAMPLES, seed: int = SEED) ->
 
 def bootstrap_ci(values, n_resamples: int = N_RESAMPLES, seed: int = SEED, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Percentile bootstrap interval of the (pooled) mean; see ``bootstrap_means`` for the resampling."""
+    check_settings(n_resamples, confidence)
     means = bootstrap_means(values, n_resamples, seed)
     tail = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(means, [tail, 1.0 - tail])

@@ -1,10 +1,12 @@
 """`medreason train`: resolve a recipe, check the data against it, launch accelerate with ZeRO-3.
 
 The recipe (``training/recipes``), then the command line's SFTConfig / ModelConfig fields,
-then the derived values (gradient accumulation from the effective batch size) are merged
+then the derived values (gradient accumulation from the effective batch size and the
+processes; the processes, the machines and the data file's sha256 as launched) are merged
 into one file, ``OUTPUT_DIR/medreason_train.yaml``, which is the whole record of the run
-and what every process reads (``lm_eval_medreason.sft``). After training: the ``lm_eval``
-commands that evaluate the adapter and, with ``--merge``, full weights for serving.
+and what every process reads (``lm_eval_medreason.sft``). Everything that would make the run
+fail or differ from its record is refused here, before anything is launched. After training:
+the ``lm_eval`` commands that evaluate the adapter and, with ``--merge``, full weights for serving.
 """
 
 from __future__ import annotations
@@ -24,8 +26,21 @@ import yaml
 from lm_eval_medreason.loaders import DataError
 from lm_eval_medreason.recipes import RecipeError, load_recipe, recipe_names
 from lm_eval_medreason.resources import training_dir
+from lm_eval_medreason.training_data import fingerprint
 
 OWN_KEYS = ("data", "strategy", "effective_batch_size")
+RECORDED_KEYS = ("num_processes", "num_machines", "data_sha256")  # written by medreason train, never set
+CPU_FLAGS = "--bf16 false --dtype float32 --ddp_backend gloo"  # how the tests train without a GPU
+CPU_BACKENDS = ("gloo", "mpi", "ccl")
+# accelerate launch options that medreason train sets itself: after `--` they would silently win over the
+# values the run record (and the gradient accumulation) were derived from.
+OWN_LAUNCH_OPTIONS = {
+    "num_processes": "it derives gradient_accumulation_steps from it: pass --num-processes N before `--`",
+    "mixed_precision": "it follows the recipe's bf16/fp16: pass --bf16 or --fp16 true|false before `--`",
+    "config_file": "pass --accelerate-config FILE before `--`",
+}
+# accelerate launch options that change how many data-parallel processes run, unseen by medreason train.
+HIDDEN_PROCESS_OPTIONS = ("deepspeed_inclusion_filter", "deepspeed_exclusion_filter", "use_parallelism_config")
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
 
@@ -42,6 +57,7 @@ class Plan:
     command: list[str]  # the accelerate launch command
     output_dir: Path
     num_processes: int
+    num_machines: int
     machine_rank: int
     dtype: str  # of the trained weights: bfloat16 or float32
     lora_r: int
@@ -53,7 +69,7 @@ def default_accelerate_config() -> Path:
     return training_dir() / "accelerate" / "zero3.yaml"
 
 
-HELP = """\
+HELP = f"""\
 Fine-tune a student on distilled traces: TRL SFT with a LoRA adapter under DeepSpeed ZeRO-3,
 launched through accelerate with training/accelerate/zero3.yaml:
 
@@ -62,9 +78,13 @@ launched through accelerate with training/accelerate/zero3.yaml:
 
 Any field of TRL's SFTConfig or ModelConfig overrides the recipe: --learning_rate 5.0e-5,
 --lora_r 32, --packing true, --bf16 false. Arguments after `--` go to `accelerate launch`
-(multi-node: -- --num_machines 2 --machine_rank 0 --main_process_ip HOST --main_process_port 29500).
-Every example must fit max_length (nothing is truncated; the command refuses otherwise).
-Running the same command again resumes from the newest checkpoint in --output-dir.
+(multi-node: -- --num_machines 2 --machine_rank 0 --main_process_ip HOST --main_process_port 29500);
+the process count is --num-processes alone (not accelerate's), so that gradient_accumulation_steps
+keeps the recipe's effective batch. Every example must fit max_length (nothing is truncated; the
+command refuses otherwise).
+Without a GPU, train with {CPU_FLAGS}.
+Running the same command again resumes from the newest checkpoint in --output-dir, if it was trained
+with the same settings on the same data (else the command refuses: use another --output-dir).
 """
 
 
@@ -76,16 +96,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", required=True, help="where checkpoints, the adapter and the summary go; "
                    "running again with the same folder resumes from its newest checkpoint")
     p.add_argument("--model", help="base model (hub id or folder), instead of the recipe's model_name_or_path")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (overrides the epochs)")
-    p.add_argument("--num-processes", type=int, help="processes in all, one per GPU, across every machine "
-                   "(default: the GPUs of this machine, or 1)")
+    p.add_argument("--max-steps", type=_positive, help="stop after this many optimizer steps (overrides the epochs)")
+    p.add_argument("--num-processes", type=_positive, help="processes in all, one per GPU, across every machine "
+                   "(default: the GPUs of this machine, or 1, times accelerate's --num_machines)")
     p.add_argument("--accelerate-config", default=str(default_accelerate_config()),
                    help="accelerate config file (default: the shipped DeepSpeed ZeRO-3 config, %(default)s)")
     p.add_argument("--merge", action="store_true", help="after training, also write base + adapter merged "
                    "into full weights in OUTPUT_DIR/merged (needs the memory for the whole model)")
     p.add_argument("--dry-run", action="store_true", help="check the data and print the resolved settings and "
-                   "the accelerate command; launch nothing")
+                   "the accelerate command; launch nothing (and skip the GPU check: a run can be prepared on a "
+                   "machine without one)")
     return p
+
+
+def _positive(text: str) -> int:
+    """argparse type: a whole number of at least 1 (0 or less would silently mean something else, or nonsense)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a whole number of at least 1")
+    return value
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -99,7 +131,9 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 def plan(argv: list[str]) -> Plan:
     """Resolve the recipe and the command line into a run, checking settings and data; launch nothing."""
     own_argv, accelerate_args = split_argv(argv)
-    args, field_args = build_parser().parse_known_args(own_argv)
+    parser = build_parser()
+    parser.error = _raise_train_error  # one line, not argparse's usage
+    args, field_args = parser.parse_known_args(own_argv)
     recipe, recipe_file = load_recipe(args.recipe)
 
     from lm_eval_medreason.sft import CONFIG_FILE, FolderBusy, lock_output_dir, make_parser
@@ -110,6 +144,10 @@ def plan(argv: list[str]) -> Plan:
         raise TrainError(f"{recipe_file}: unknown setting(s) {', '.join(unknown)}: not fields of TRL's SFTConfig, "
                          f"ModelConfig or medreason's ({', '.join(OWN_KEYS)})")
     overrides = parse_overrides(field_args)
+    recorded = [key for key in RECORDED_KEYS if key in recipe or key in overrides]
+    if recorded:
+        raise TrainError(f"{', '.join(recorded)}: written by medreason train into the run record, not set; the "
+                         "processes are --num-processes, the machines accelerate's --num_machines after `--`")
     for flag, key in (("model", "model_name_or_path"), ("max_steps", "max_steps"), ("data", "data")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
@@ -123,8 +161,15 @@ def plan(argv: list[str]) -> Plan:
         if Path(settings[key]).exists():
             settings[key] = str(Path(settings[key]).resolve())
 
-    num_processes = args.num_processes or _visible_gpus() or 1
+    launch = launch_options(accelerate_args, Path(args.accelerate_config))
+    num_processes = args.num_processes or (_visible_gpus() or 1) * launch.num_machines
+    if num_processes % launch.num_machines:
+        raise TrainError(f"--num-processes {num_processes} cannot be split evenly across {launch.num_machines} "
+                         f"machines (accelerate would start {num_processes // launch.num_machines} on each, "
+                         f"{num_processes // launch.num_machines * launch.num_machines} in all): change one of them")
     resolved = resolve(settings)
+    if not args.dry_run:
+        check_device(resolved, num_processes)
     if resolved.effective_batch_size:
         if "gradient_accumulation_steps" in overrides:
             raise TrainError("set --effective_batch_size, not --gradient_accumulation_steps: medreason derives the "
@@ -135,6 +180,8 @@ def plan(argv: list[str]) -> Plan:
             raise TrainError(f"effective_batch_size {effective} is not a multiple of per_device_train_batch_size "
                              f"{per_device} x {num_processes} processes; change one of them")
         settings["gradient_accumulation_steps"] = steps
+    settings["num_processes"], settings["num_machines"] = num_processes, launch.num_machines
+    settings["data_sha256"] = fingerprint(settings["data"])
 
     config_file = output_dir / CONFIG_FILE
     if output_dir.is_dir():
@@ -148,10 +195,10 @@ def plan(argv: list[str]) -> Plan:
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(args.accelerate_config),
         "--num_processes", str(num_processes), "--mixed_precision", precision,
-        *_default_port(accelerate_args), *accelerate_args,
+        *_default_port(launch), *accelerate_args,
         "-m", "lm_eval_medreason.sft", "--config", str(config_file),
     ]
-    return Plan(settings, config_file, command, output_dir, num_processes, _machine_rank(accelerate_args),
+    return Plan(settings, config_file, command, output_dir, num_processes, launch.num_machines, launch.machine_rank,
                 dtype="bfloat16" if resolved.bf16 else "float32", lora_r=resolved.lora_r,
                 merge=args.merge, dry_run=args.dry_run)
 
@@ -163,6 +210,11 @@ def _check_same_run(config_file: Path, settings: dict) -> None:
     if not config_file.is_file() or last_checkpoint(str(config_file.parent)) is None:
         return
     before = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    if before.get("data_sha256") != settings["data_sha256"]:
+        then = before.get("data_sha256") or "not recorded"
+        raise TrainError(f"{config_file.parent} holds checkpoints of a run on other data ({before.get('data')} sha256 "
+                         f"{then} then, {settings['data']} sha256 {settings['data_sha256']} now): use another "
+                         "--output-dir to start afresh, or the data they were trained on to resume")
     changed = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
     if changed:
         first = changed[0]
@@ -228,17 +280,78 @@ def _visible_gpus() -> int:
     return torch.cuda.device_count()
 
 
-def _machine_rank(accelerate_args: list[str]) -> int:
-    for flag in ("--machine_rank", "--machine-rank"):
-        if flag in accelerate_args:
-            return int(accelerate_args[accelerate_args.index(flag) + 1])
-    return 0
+def _bf16_gpu() -> bool:
+    """transformers' own test, which fails a bf16 run in every worker after the launch."""
+    from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
+
+    return is_torch_bf16_gpu_available() or is_torch_xla_available()
 
 
-def _default_port(accelerate_args: list[str]) -> list[str]:
+def _any_gpu() -> bool:
+    import torch
+
+    return torch.accelerator.is_available()
+
+
+def check_device(resolved: argparse.Namespace, num_processes: int) -> None:
+    """Refuse, before launching, what this machine cannot train: bf16 without a bf16 GPU, fp16 without a GPU, and
+    several processes without a GPU on a GPU-only process-group backend (DeepSpeed then sees one process per
+    worker and fails on the batch size)."""
+    if resolved.bf16 and not resolved.use_cpu and not _bf16_gpu():
+        raise TrainError(f"bf16 needs a GPU that supports it, and this machine has none: to train here on CPU pass "
+                         f"{CPU_FLAGS}")
+    if _any_gpu():
+        return
+    if resolved.fp16:
+        raise TrainError(f"fp16 needs a GPU, and this machine has none: to train here on CPU pass "
+                         f"{CPU_FLAGS.replace('--bf16', '--fp16')}")
+    if num_processes > 1 and resolved.ddp_backend not in CPU_BACKENDS:
+        raise TrainError(f"{num_processes} processes without a GPU need a CPU process-group backend, not "
+                         f"{resolved.ddp_backend or 'the default'}: to train here on CPU pass {CPU_FLAGS}")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the arguments after `--` and the accelerate config file make of the processes."""
+
+    num_machines: int
+    machine_rank: int
+    main_process_port: int | None
+
+
+def launch_options(accelerate_args: list[str], config_file: Path) -> Launch:
+    """Read the arguments after `--` with accelerate's own parser (both spellings, `=` forms) and the config file
+    the way `accelerate launch` does (the command line wins); refuse the options that would make the run differ
+    from its record."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.commands.launch import launch_command_parser
+
+    parser = launch_command_parser()
+    parser.error = lambda message: _raise_train_error(f"arguments after `--` (for accelerate launch): {message}")
+    options = parser.parse_args([*accelerate_args, "-m", "lm_eval_medreason.sft"])
+    for dest, instead in OWN_LAUNCH_OPTIONS.items():
+        if getattr(options, dest) is not None:
+            raise TrainError(f"--{dest} after `--`: medreason train sets accelerate's --{dest} itself; {instead}")
+    defaults = {action.dest: action.default for action in parser._actions}
+    hidden = [dest for dest in defaults if dest in HIDDEN_PROCESS_OPTIONS or dest.startswith("parallelism_config_")]
+    changed = [dest for dest in hidden if getattr(options, dest) != defaults[dest]]
+    if changed:
+        raise TrainError(f"--{changed[0]} after `--` changes how many processes share the data, unseen by medreason "
+                         "train (the effective batch would no longer be the recipe's): set the processes with "
+                         "--num-processes; ZeRO-3 shards the model across all of them")
+    try:
+        config = load_config_from_file(str(config_file))
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as err:
+        raise TrainError(f"{config_file}: cannot read the accelerate config ({' '.join(str(err).split())})") from None
+    num_machines = options.num_machines or config.num_machines or 1
+    machine_rank = options.machine_rank if options.machine_rank is not None else config.machine_rank or 0
+    port = options.main_process_port if options.main_process_port is not None else config.main_process_port
+    return Launch(int(num_machines), int(machine_rank), port)
+
+
+def _default_port(launch: Launch) -> list[str]:
     """A free port on a single machine, so that two runs (or a restart) never collide on 29500."""
-    if any(a.startswith(("--main_process_port", "--main-process-port", "--num_machines", "--num-machines"))
-           for a in accelerate_args):
+    if launch.main_process_port is not None or launch.num_machines > 1:
         return []
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,6 +9,7 @@ way TRL tokenizes, so that the max-length check sees exactly what training would
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,15 @@ def read_sft_jsonl(path) -> tuple[list[dict], list[str]]:
     if not examples:
         raise DataError(f"{path}: no examples")
     return examples, positions
+
+
+def fingerprint(path) -> str:
+    """The sha256 of the data file: the run record keeps it, so that a resume on other data is refused."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the data file ({err.strerror})") from None
 
 
 def token_lengths(tokenizer, examples: list[dict]) -> list[int]:

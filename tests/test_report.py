@@ -412,6 +412,35 @@ def test_freeform_run_through_lm_eval(tmp_path):
     assert float(row["mean_acc"]) == pytest.approx(100 * group["acc,graded"], abs=1e-3)
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--bootstrap", "0"), ("--bootstrap", "-5"), ("--bootstrap", "2.5"), ("--bootstrap", "many"),
+     ("--seed", "-1"), ("--seed", "0.5")],
+)
+def test_nonsense_numbers_are_one_line_errors_before_anything_is_read(option, value, tmp_path, capsys):
+    """At parse time: the results folder (absent here) is never looked at, nothing is written."""
+    from lm_eval_medreason import cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["report", str(tmp_path / "absent"), "--output", str(tmp_path / "rep"), option, value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"medreason report: error: argument {option}: ") and value in err
+    assert not (tmp_path / "rep").exists()
+
+
+def test_make_report_refuses_bootstrap_settings_before_reading(tmp_path):
+    from lm_eval_medreason.report import make_report
+    from lm_eval_medreason.results import ReportError
+
+    with pytest.raises(ReportError, match=r"^bootstrap settings: n_resamples must be a whole number of at least 1, "
+                                          r"got 0$"):
+        make_report([tmp_path / "absent"], tmp_path / "rep", n_resamples=0)
+    with pytest.raises(ReportError, match=r"^bootstrap settings: expected non-negative integer$"):
+        make_report([tmp_path / "absent"], tmp_path / "rep", seed=-1)
+    assert not (tmp_path / "rep").exists()
+
+
 def test_model_name_from_model_args():
     from lm_eval_medreason.results import model_name
 

@@ -110,3 +110,24 @@ def test_cohen_kappa():
     assert stats.cohen_kappa([1, 1, 0, 0], [1, 0, 0, 0]) == pytest.approx(0.5)
     assert stats.cohen_kappa([1, 0, 1, 0], [1, 0, 1, 0]) == pytest.approx(1.0)
     assert np.isnan(stats.cohen_kappa([1, 1], [1, 1]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_resamples": 0}, "n_resamples must be a whole number of at least 1, got 0"),
+        ({"n_resamples": -10}, "n_resamples must be a whole number of at least 1, got -10"),
+        ({"n_resamples": 2.5}, "n_resamples must be a whole number of at least 1, got 2.5"),
+        ({"confidence": 0.0}, "confidence must be between 0 and 1 (exclusive), got 0.0"),
+        ({"confidence": 1.0}, "confidence must be between 0 and 1 (exclusive), got 1.0"),
+        ({"confidence": 95}, "confidence must be between 0 and 1 (exclusive), got 95"),
+    ],
+)
+def test_nonsense_settings_are_refused_not_turned_into_an_interval(kwargs, message):
+    values = binary(50, 0.5, 0)
+    with pytest.raises(ValueError) as refused:
+        stats.bootstrap_ci(values, **kwargs)
+    assert str(refused.value) == message
+    with pytest.raises(ValueError) as refused:
+        stats.paired_bootstrap_ci(values, values, **kwargs)
+    assert str(refused.value) == message

@@ -2,6 +2,7 @@
 TRL's SFTTrainer with a LoRA adapter on the tiny local model, then the real `lm_eval` CLI
 evaluating the adapter through `peft=`."""
 
+import hashlib
 import json
 import os
 import shlex
@@ -12,20 +13,23 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from safetensors.torch import load_file
 
 from lm_eval_medreason.adapters import check_adapter
 from lm_eval_medreason.answers import extract_choice
 from lm_eval_medreason.loaders import load_cases
 from lm_eval_medreason.prompts import render_case
+from lm_eval_medreason.train import CPU_FLAGS
 from lm_eval_medreason.training_data import read_sft_jsonl, token_lengths
 from lm_eval_run import read_results, run_lm_eval
 from synthetic import write_data_dir
 
 pytestmark = pytest.mark.slow
 
-# DeepSpeed on a machine without GPUs: no bf16, and a CPU process-group backend.
-CPU = ["--bf16", "false", "--dtype", "float32", "--ddp_backend", "gloo"]
+# DeepSpeed on a machine without GPUs: no bf16, and a CPU process-group backend; exactly the flags that
+# `medreason train` names when it refuses a bf16 recipe on such a machine, so these runs prove they train.
+CPU = CPU_FLAGS.split()
 TRACE = "The answer is (C)."
 
 
@@ -116,7 +120,6 @@ def test_only_lora_weights_are_saved_and_only_linear_layers_change(one_process, 
 
 def test_labels_cover_only_the_assistant_turn(one_process, tiny_model):
     """The collated batch that training sees: the labels are the assistant turn (and its end-of-turn), nothing else."""
-    import yaml
     from transformers import AutoTokenizer
 
     from lm_eval_medreason.sft import build_trainer, make_parser
@@ -171,8 +174,10 @@ def test_two_processes_under_zero3(tiny_model, tmp_path):
     run_train(tiny_model, sft, output, "--num-processes", "2", "--max-steps", "6", "--effective_batch_size", "4",
               "--per_device_train_batch_size", "2", "--padding_free", "false", "--learning_rate", "2e-2",
               "--logging_steps", "1", "--save_steps", "100")
-    settings = (output / "medreason_train.yaml").read_text()
-    assert "gradient_accumulation_steps: 1\n" in settings  # 4 = 2 per process x 2 processes x 1
+    settings = yaml.safe_load((output / "medreason_train.yaml").read_text())
+    assert settings["gradient_accumulation_steps"] == 1  # 4 = 2 per process x 2 processes x 1
+    assert (settings["num_processes"], settings["num_machines"]) == (2, 1)  # the run record: what was launched
+    assert settings["data_sha256"] == hashlib.sha256(sft.read_bytes()).hexdigest()
     summary = json.loads((output / "train_summary.json").read_text())
     from transformers import AutoTokenizer
 
