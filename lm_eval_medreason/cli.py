@@ -32,7 +32,7 @@ def _distill(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lm_eval_medreason import distill
-    from lm_eval_medreason.teacher import Teacher, is_reasoning_model, scrub
+    from lm_eval_medreason.teacher import Teacher, TeacherFatal, is_reasoning_model, scrub
 
     reasoning = True if args.reasoning_model else is_reasoning_model(args.model)
     max_tokens = args.max_tokens or (
@@ -45,8 +45,8 @@ def _distill(args: argparse.Namespace) -> int:
         expand_template=Path(args.expand_template) if args.expand_template else None,
         min_tokens=args.min_tokens, metadata=metadata, contamination=not args.no_contamination_check,
         eval_benchmarks=tuple(b.strip() for b in args.eval_benchmarks.split(",") if b.strip()),
-        threshold=args.contamination_threshold, limit=args.limit, fsync=not args.no_fsync,
-        progress=not args.no_progress,
+        threshold=args.contamination_threshold, limit=args.limit, retry_dropped=args.retry_dropped,
+        fsync=not args.no_fsync, progress=not args.no_progress,
     )
     try:
         make = Teacher
@@ -72,6 +72,10 @@ def _distill(args: argparse.Namespace) -> int:
         print(f"medreason distill: interrupted; finished items are kept in {args.output} and its .dropped.jsonl; "
               "run the same command again to resume", file=sys.stderr)
         return 130
+    except TeacherFatal as err:  # the key, the URL or the model: nothing in flight was recorded
+        print(f"medreason distill: error: {scrub(str(err))}; the cases not finished stay to do: run the same command "
+              "again once fixed", file=sys.stderr)
+        return 1
     except Exception as err:  # noqa: BLE001 - one scrubbed line, never a traceback with the key in it
         from lm_eval_medreason.loaders import DataError
 
@@ -93,10 +97,19 @@ Distill long reasoning traces from a teacher model through any OpenAI-compatible
 OUTPUT gets one JSON line per kept trace: {id, source_id, messages: [user, assistant], meta};
 the user turn is the evaluation prompt of the same style (prompts/eval_STYLE.j2), the
 assistant turn the teacher's trace ending "The answer is (X).". OUTPUT.dropped.jsonl gets one
-line per dropped item with its reason (wrong_answer, no_answer, empty, too_short, length,
-content_filter, duplicate, contaminated, api_error, ...). Lines are written as they arrive;
+line per dropped case with its reason (wrong_answer, no_answer, empty, too_short, length,
+content_filter, duplicate, contaminated: final verdicts). Lines are written as they arrive;
 a killed run resumes where it stopped when run again with the same arguments (Ctrl-C stops
 cleanly, exit 130).
+
+Exactly once: a case is kept at most once per OUTPUT, whatever the settings; a second run on
+the same OUTPUT refuses at once (OUTPUT.lock). A request that still fails after the retries
+(server or transport errors) is written with "final": false and asked again by the next run.
+A refused key, permission, URL or model (HTTP 401, 403, 404) stops the run at once with exit
+1, recording nothing for the cases in flight: fix it and run the same command again. A re-run
+with another --model, --style, --template, --max-tokens, --temperature or --system on an
+OUTPUT whose dropped cases were asked with the old ones refuses, naming the change: add
+--retry-dropped to ask the dropped cases again (kept ones never are), or use a new --output.
 """
 
 
@@ -120,14 +133,23 @@ task (vanilla, cot, longstep, longmonolog, freeform); a `_maj` run is the row
 latest run counts. Tasks that are not this package's are ignored with a note.
 
 Exit status 1 with one line naming the folder or file when a folder holds no results,
-a results file is not valid JSON, or a task's samples log is missing or truncated.
+a results file is not valid JSON, or a task's samples log is missing or truncated; exit
+status 2 with one line naming the option, before anything is read, for a bad option
+(--bootstrap below 1, a negative or fractional --seed).
 """
+
+
+class OneLineErrors(argparse.ArgumentParser):
+    """A bad option is one line naming it, exit 2, before anything is read (argparse prints the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from lm_eval_medreason import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="medreason",
         description="Inference-time scaling for medical reasoning on top of lm-evaluation-harness.",
     )
@@ -185,26 +207,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--bootstrap",
-        type=int,
+        type=_bounded(int, 1),
         default=1000,
         metavar="N",
-        help="bootstrap resamples for every interval (percentile method, 95%%; default 1000)",
+        help="bootstrap resamples for every interval (percentile method, 95%%; at least 1, default 1000)",
     )
-    report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
+    report.add_argument("--seed", type=_bounded(int, 0), default=0,
+                        help="seed of the bootstrap resampling (a whole number >= 0, numpy's rule; default 0)")
     report.set_defaults(run=_report)
 
     add_distill_parser(commands)
+    add_audit_parser(commands)
     # Listed here for --help only: main() hands `train` its own arguments, since any SFTConfig field is one.
     commands.add_parser("train", add_help=False, help="fine-tune a student on distilled traces (TRL SFT + LoRA + "
                         "DeepSpeed ZeRO-3 through accelerate); medreason train --help for its options")
     return parser
 
 
+def _bounded(kind, low=None, high=None, above=False):
+    """An argparse type: a number of ``kind`` (int or float) at least ``low`` (above it when ``above``), at most
+    ``high``; anything else is a one-line error naming the flag (argparse adds it)."""
+    name = "a whole number" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {name}") from None
+        if value != value or value in (float("inf"), float("-inf")):  # nan, inf
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if low is not None and (value <= low if above else value < low):
+            least = "above" if above else "of at least"
+            raise argparse.ArgumentTypeError(f"{text} is too small: give {name} {least} {low}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{text} is too large: give {name} of at most {high}")
+        return value
+
+    return parse
+
+
 def add_distill_parser(commands) -> None:
-    """The `distill` subcommand's options."""
+    """The `distill` subcommand's options (every number is checked here, at parse time)."""
+    positive, count = _bounded(int, 1), _bounded(int, 0)
+    rate, seconds = _bounded(float, 0), _bounded(float, 0, above=True)
     d = commands.add_parser(
         "distill", help="distill LongStep/LongMonolog traces from a teacher model into SFT JSONL",
         description=DISTILL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="medreason distill --input INPUT --output OUTPUT --model MODEL [options]",
     )
     d.add_argument("--input", required=True, help="medqa-train (hub GBaker/MedQA-USMLE-4-options, split train, or a local "
                    "medqa_train_path), jama-train (scraped JAMA cases outside the 646 evaluation subset), or a JSONL "
@@ -220,50 +269,91 @@ def add_distill_parser(commands) -> None:
                    "in a sandbox with question, options, meta; may {%% include \"question.j2\" %%}")
     d.add_argument("--expand-template", metavar="PATH", help="your own longmonolog stage-2 prompt (also gets summary)")
     d.add_argument("--system", help="a system message (folded into the user message for o1-style models)")
-    d.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (default 16)")
-    d.add_argument("--processes", type=int, default=1, help="helper processes that make the HTTP calls (default 1: "
-                   "in this process, which tops out near 550 requests/s on 2 cores shared with the server); use "
-                   "2-4 only on a machine with idle cores, for very high concurrency")
+    d.add_argument("--concurrency", type=positive, default=16, help="requests in flight at once (default 16)")
+    d.add_argument("--processes", type=positive, default=1, help="helper processes that make the HTTP calls "
+                   "(default 1: in this process, whose CPU caps the requests per second, see benchmarks/README.md); "
+                   "use 2-4 only on a machine with idle cores, for very high concurrency")
     d.add_argument("--http-client", choices=["aiohttp", "httpx"], default="aiohttp", help="the openai SDK's HTTP "
                    "transport: aiohttp (default; less CPU per request) or httpx (the SDK's default)")
-    d.add_argument("--rpm", type=float, default=0, help="requests per minute limit (token bucket; default 0 = none)")
-    d.add_argument("--tpm", type=float, default=0, help="tokens per minute limit (prompt + expected completion, "
+    d.add_argument("--rpm", type=rate, default=0, help="requests per minute limit (token bucket; default 0 = none)")
+    d.add_argument("--tpm", type=rate, default=0, help="tokens per minute limit (prompt + expected completion, "
                    "corrected by the reported usage; default 0 = none)")
-    d.add_argument("--max-retries", type=int, default=5, help="retries per request for 408/409/429/5xx, timeouts, "
-                   "connection errors (the SDK's, honouring Retry-After) and malformed responses (default 5)")
-    d.add_argument("--timeout", type=float, default=600, help="per-request timeout in seconds (default 600)")
-    d.add_argument("--max-tokens", type=int, help="completion budget (default 4096 longstep, 8192 longmonolog, 2048 "
-                   "cot, 32768 for reasoning models, sent as max_completion_tokens)")
-    d.add_argument("--temperature", type=float, help="sampling temperature (default: the server's; never sent to "
+    d.add_argument("--max-retries", type=count, default=5, help="retries per request for 408/409/429/5xx, timeouts, "
+                   "connection errors (the SDK's, honouring Retry-After), malformed responses and content filters "
+                   "(default 5)")
+    d.add_argument("--timeout", type=seconds, default=600, help="per-request timeout in seconds (default 600)")
+    d.add_argument("--max-tokens", type=positive, help="completion budget (default 4096 longstep, 8192 longmonolog, "
+                   "2048 cot, 32768 for reasoning models, sent as max_completion_tokens)")
+    d.add_argument("--temperature", type=rate, help="sampling temperature (default: the server's; never sent to "
                    "reasoning models)")
     d.add_argument("--reasoning-model", action="store_true", help="treat the model as o1-style (automatic for names "
                    "starting o1, o3, o4): no system role, max_completion_tokens, no temperature")
-    d.add_argument("--min-tokens", type=int, help="drop traces shorter than this many tiktoken tokens (default 300 "
+    d.add_argument("--min-tokens", type=count, help="drop traces shorter than this many tiktoken tokens (default 300 "
                    "longstep, 500 longmonolog: the study kept only substantial thought processes; 0 cot)")
     d.add_argument("--data-dir", help="data folder for the inputs and the contamination guard's evaluation "
                    "benchmarks (like lm-eval's --metadata data_dir; MEDREASON_* variables also apply)")
     d.add_argument("--eval-benchmarks", default="medqa,medbullets,jama", help="benchmarks whose questions the "
                    "contamination guard drops from the input (default medqa,medbullets,jama = MedQA test, "
                    "Medbullets, the JAMA 646 subset); a benchmark that cannot be loaded is an error")
-    d.add_argument("--contamination-threshold", type=float, default=0.5, help="word-trigram Jaccard similarity at or "
-                   "above which an input counts as a near copy of an evaluation question (default 0.5)")
+    d.add_argument("--contamination-threshold", type=_bounded(float, 0, 1, above=True), default=0.5,
+                   help="word-trigram Jaccard similarity at or above which an input counts as a near copy of an "
+                   "evaluation question (above 0, at most 1; default 0.5)")
     d.add_argument("--no-contamination-check", action="store_true", help="skip the contamination guard (explicitly)")
-    d.add_argument("--limit", type=int, help="only the first N input cases")
+    d.add_argument("--limit", type=positive, help="only the first N input cases")
     d.add_argument("--batch", action="store_true", help="send the requests through the Batch API (files + batches; "
                    "one batch per stage (more above --batch-max-requests), failures resubmitted twice; a killed run resumes polling the batch it "
                    "submitted, saved in OUTPUT.batches.json); --concurrency, --rpm and --tpm do not apply")
-    d.add_argument("--batch-poll-interval", type=float, default=30, help="seconds between batch status checks (default 30)")
-    d.add_argument("--batch-max-requests", type=int, default=50_000, help="requests per batch: a stage with more goes "
-                   "out as several batches at once (default 50,000, OpenAI's limit; batches are also kept under its "
+    d.add_argument("--batch-poll-interval", type=seconds, default=30,
+                   help="seconds between batch status checks (default 30)")
+    d.add_argument("--batch-max-requests", type=positive, default=50_000, help="requests per batch: a stage with "
+                   "more goes out as several batches at once (default 50,000, OpenAI's limit; batches are also kept under its "
                    "200 MB input file limit)")
-    d.add_argument("--dry-run", action="store_true", help="print requests, estimated tokens and cost; send nothing")
-    d.add_argument("--price-input", type=float, help="USD per 1M input tokens for --dry-run (default: a small "
+    d.add_argument("--retry-dropped", action="store_true", help="ask every dropped case of OUTPUT again (kept cases "
+                   "never are), e.g. after raising --max-tokens; needed to re-run an OUTPUT with other settings")
+    d.add_argument("--dry-run", action="store_true", help="print requests, estimated tokens and cost; send nothing "
+                   "and write nothing")
+    d.add_argument("--price-input", type=rate, help="USD per 1M input tokens for --dry-run (default: a small "
                    "table of known models)")
-    d.add_argument("--price-output", type=float, help="USD per 1M output tokens for --dry-run")
+    d.add_argument("--price-output", type=rate, help="USD per 1M output tokens for --dry-run")
     d.add_argument("--no-fsync", action="store_true", help="do not fsync after each line (faster; a power cut may "
                    "lose the last lines, a killed process still loses nothing)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(run=_distill)
+
+
+AUDIT_HELP = """\
+Check the grader on your own model in a minute. For every multiple-choice task of every run
+under RESULTS_DIR (lm_eval --output_path with --log_samples), print how many responses each
+rule of the answer reader read (phrase: "The answer is (C)"; text: an option named by its
+text; final_line: a bare letter or option line at the end or start; none: no answer), then a
+reproducible random sample of the responses with no answer and of those read from an option's
+text, with the span the grader read marked >>>like this<<< (highlighted on a terminal).
+"""
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lm_eval_medreason.audit import run_audit
+
+    color = {"always": True, "never": False}.get(args.color, sys.stdout.isatty())
+    print(run_audit([Path(p) for p in args.results], args.samples, args.seed, color))
+    return 0
+
+
+def add_audit_parser(commands) -> None:
+    """The `audit` subcommand's options."""
+    audit = commands.add_parser("audit", help="how the grader read each response: counts by rule and samples to check",
+                                description=AUDIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    audit.add_argument("results", nargs="+", metavar="RESULTS_DIR",
+                       help="lm_eval --output_path folders, model subfolders in them, or results_*.json files")
+    audit.add_argument("--samples", "-k", type=_bounded(int, 0), default=5, metavar="K",
+                       help="responses shown per sampled rule (no answer; read from an option's text) per task (default 5)")
+    audit.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0): the same seed shows "
+                       "the same responses")
+    audit.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                       help="highlight the span with terminal colours (auto: when printing to a terminal)")
+    audit.set_defaults(run=_audit)
 
 
 def _benchmark_names() -> list[str]:
