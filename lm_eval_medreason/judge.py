@@ -17,18 +17,28 @@ API call is never a wrong answer).
   re-scoring costs no API call; errors are not cached, so they are retried next time.
   The cache is one small JSON file per key, written to a temporary file and renamed into
   place: safe for the grading threads (and for several processes) without a lock or a
-  database connection per thread, readable by hand, removable with ``rm -r``.
+  database connection per thread, readable by hand, removable with ``rm -r``. A write that
+  fails (read-only folder, full disk) is logged once and the verdict kept in memory: grading
+  runs after generation, so nothing there may stop the run.
+- ``Judge.check`` is the preflight the free-form tasks run when lm-eval builds them, before
+  generation: the cache folder is writable and the endpoint answers a one-token completion;
+  else ``JudgeSetupError``, one line naming the setting to fix.
+- No message the judge produces (verdict errors, preflight errors) contains the API key.
 """
 
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from lm_eval_medreason.prompts import render
+
+log = logging.getLogger(__name__)
 
 API_KEY_ENVS = ("MEDREASON_JUDGE_API_KEY", "OPENAI_API_KEY")
 CACHE_ENV = "MEDREASON_JUDGE_CACHE_DIR"
@@ -40,6 +50,12 @@ REPAIR = (
 _VERDICT_LINE = re.compile(r"[*_`\s]*(?:verdict[*_`\s]*[:：][*_`\s]*)?(CORRECT|INCORRECT)[*_`.\s]*", re.I)
 # Every verdict the reply states: labelled ones in any case, bare ones in capitals.
 _ANY_VERDICT = re.compile(r"(?i:verdict[*_`\s]*[:：][*_`\s]*(correct|incorrect))\b|\b(CORRECT|INCORRECT)\b")
+_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-*]{4,}")
+PING = "Reply with the single word OK."  # the preflight's one-token request
+
+
+class JudgeSetupError(ValueError):
+    """The judge cannot work as configured; the message is one line naming the setting and the fix."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,13 @@ def resolve_api_key() -> str:
     return next((os.environ[name] for name in API_KEY_ENVS if os.environ.get(name)), "EMPTY")
 
 
+def scrub(text: str, key: str | None) -> str:
+    """``text`` without the API key (nor anything shaped like an OpenAI key): servers may echo the key."""
+    if key and key != "EMPTY" and len(key) >= 4:
+        text = text.replace(key, "***")
+    return _KEY_LIKE.sub(r"\1***", text)
+
+
 def default_cache_dir() -> Path:
     """``$MEDREASON_JUDGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/lm_eval_medreason/judge`` (``~/.cache`` by default)."""
     if os.environ.get(CACHE_ENV):
@@ -83,22 +106,56 @@ def default_cache_dir() -> Path:
 
 
 class VerdictCache:
-    """One JSON file per key under ``directory``, written atomically."""
+    """One JSON file per key under ``directory``, written atomically. A verdict that cannot be written is
+    kept in memory instead: an unwritable folder costs one warning and the next run's savings, never a verdict."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory).expanduser()
+        self.memory: dict[str, dict] = {}
+        self.write_error: str | None = None  # the first failed write, warned about once
+        self._lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict | None:
+        if key in self.memory:
+            return self.memory[key]
         try:
             return json.loads(self._path(key).read_text(encoding="utf-8"))
         except (OSError, ValueError):  # absent, or a file damaged by hand: a miss
             return None
 
     def put(self, key: str, record: dict) -> None:
-        path = self._path(key)
+        """Keep ``record``; a failed disk write is warned about once per cache and never raised."""
+        try:
+            self._write(self._path(key), record)
+        except OSError as err:
+            self.memory[key] = record
+            with self._lock:
+                first, self.write_error = self.write_error is None, self.write_error or str(err)
+            if first:
+                log.warning(
+                    "the judge cache cannot be written in %s (%s): this run keeps its verdicts in memory and "
+                    "the next run asks the judge again; set judge_cache_dir (--metadata) or %s to a writable "
+                    "folder, or to 'off'", self.directory, err.strerror or err, CACHE_ENV,
+                )
+
+    def check_writable(self) -> None:
+        """Create the folder and write (then remove) a probe file, or raise ``JudgeSetupError`` naming the setting."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.directory, prefix=".tmp-check-", suffix=".json") as probe:
+                probe.write(b"{}")
+                probe.flush()
+        except OSError as err:
+            raise JudgeSetupError(
+                f"judge_cache_dir {self.directory} is not writable ({err.strerror or err}); set judge_cache_dir "
+                f"(--metadata) or {CACHE_ENV} to a writable folder, or to 'off' to grade without a cache"
+            ) from None
+
+    @staticmethod
+    def _write(path: Path, record: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
@@ -131,9 +188,8 @@ class Judge:
         self.model = model
         self.malformed_retries = malformed_retries
         self.max_tokens = max_tokens  # None: the server's default (room for a reasoning judge)
-        self.client = openai.OpenAI(
-            base_url=base_url, api_key=api_key or resolve_api_key(), max_retries=max_retries, timeout=timeout
-        )
+        self._api_key = api_key or resolve_api_key()
+        self.client = openai.OpenAI(base_url=base_url, api_key=self._api_key, max_retries=max_retries, timeout=timeout)
         self.cache = None if str(cache_dir) == NO_CACHE else VerdictCache(cache_dir or default_cache_dir())
 
     def prompt(self, question: str, gold_answer: str, response_answer: str, full_response: str | None = None) -> str:
@@ -151,7 +207,14 @@ class Judge:
     def grade(
         self, question: str, gold_answer: str, response_answer: str, full_response: str | None = None
     ) -> Verdict:
-        """The verdict on ``response_answer``, from the cache or the API; never raises for API trouble."""
+        """The verdict on ``response_answer``, from the cache or the API; never raises: grading runs after
+        generation, so any failure is a judge error on this sample, not a lost run."""
+        try:
+            return self._grade(question, gold_answer, response_answer, full_response)
+        except Exception as err:  # noqa: BLE001 - see the docstring
+            return Verdict(None, scrub(f"{type(err).__name__}: {err}", self._api_key)[:500])
+
+    def _grade(self, question: str, gold_answer: str, response_answer: str, full_response: str | None) -> Verdict:
         prompt = self.prompt(question, gold_answer, response_answer, full_response)
         key = self.key(prompt)
         cached = self.cache.get(key) if self.cache else None
@@ -162,17 +225,55 @@ class Judge:
             try:
                 reply = self._ask(messages)
             except Exception as err:  # the SDK has already retried what is worth retrying
-                return Verdict(None, f"{type(err).__name__}: {err}"[:500])
+                return Verdict(None, scrub(f"{type(err).__name__}: {err}", self._api_key)[:500])
             correct = parse_verdict(reply)
             if correct is not None:
                 if self.cache:
                     self.cache.put(key, {"model": self.model, "correct": correct, "reply": reply})
                 return Verdict(correct)
             messages = [*messages[:1], {"role": "assistant", "content": reply or ""}, {"role": "user", "content": REPAIR}]
-        return Verdict(None, f"MalformedVerdict: {(reply or '')[-200:]!r}")
+        return Verdict(None, scrub(f"MalformedVerdict: {(reply or '')[-200:]!r}", self._api_key))
 
     def _ask(self, messages: list[dict]) -> str | None:
         extra = {} if self.max_tokens is None else {"max_tokens": self.max_tokens}
         completion = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0, **extra)
         return completion.choices[0].message.content
 
+    def check(self) -> None:
+        """The preflight: the cache folder is writable and the endpoint answers a one-token completion with
+        this model and key; else ``JudgeSetupError`` naming the setting to fix (never the key itself)."""
+        import openai
+
+        if self.cache:
+            self.cache.check_writable()
+        try:
+            self.client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": PING}], max_completion_tokens=1, temperature=0
+            )
+        except openai.APIStatusError as err:
+            raise JudgeSetupError(self._failed(err, _advice(err.status_code))) from None
+        except openai.APIError as err:  # connection refused, timeout, DNS, a reply that is not JSON
+            raise JudgeSetupError(self._failed(
+                err, "check judge_base_url (--metadata) or MEDREASON_JUDGE_BASE_URL: an OpenAI-compatible base URL "
+                "such as http://host:8000/v1, of a server that is up"
+            )) from None
+
+    def _failed(self, err: Exception, advice: str) -> str:
+        detail = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        line = f"the LLM judge {self.model!r} at {self.client.base_url} did not answer a test request ({detail}); {advice}"
+        return scrub(line, self._api_key)
+
+
+def _advice(status: int) -> str:
+    """What to fix for an HTTP error of the preflight request."""
+    key = f"check the API key ({' or '.join(API_KEY_ENVS)})"
+    if status == 401:
+        return key
+    if status == 403:
+        return key + " and its access to this model"
+    if status in (400, 404, 422):
+        return ("check judge_model (--metadata) or MEDREASON_JUDGE_MODEL (a model this server serves) and "
+                "judge_base_url (--metadata) or MEDREASON_JUDGE_BASE_URL")
+    if status == 429:
+        return "the judge's rate limit or quota is exhausted: wait, raise the quota, or lower judge_concurrency"
+    return "the judge server is failing: check it, or judge_base_url (--metadata) or MEDREASON_JUDGE_BASE_URL"

@@ -14,12 +14,15 @@ Positions in messages are 1-based:
 - Hub datasets: ``index N``, the 0-based index of the split (as ``dataset[N]``).
 
 Where each file comes from (metadata keys, environment variables, downloads) is
-``lm_eval_medreason.sources``; ``load_cases`` joins the two.
+``lm_eval_medreason.sources``; ``load_cases`` joins the two, and ``load_cases_with_provenance``
+also says where every file came from and fingerprints the cases (``cases_sha256``), for the record
+of a run.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections import Counter
@@ -30,7 +33,10 @@ from pathlib import Path
 from lm_eval_medreason import sources
 from lm_eval_medreason.sources import DataError
 
-__all__ = ["BENCHMARKS", "TRAIN_BENCHMARKS", "Benchmark", "DataError", "describe", "iter_jsonl", "load_cases", "load_file"]
+__all__ = [
+    "BENCHMARKS", "TRAIN_BENCHMARKS", "Benchmark", "DataError", "cases_sha256", "describe", "iter_jsonl", "load_cases",
+    "load_cases_with_provenance", "load_file",
+]
 
 OPTION_COLUMNS = ("opa", "opb", "opc", "opd", "ope")
 LETTERS = "ABCDEFGHIJ"
@@ -114,21 +120,36 @@ def load_file(benchmark: str, path) -> list[dict]:
 
 def load_cases(benchmark: str, metadata: Mapping | None = None) -> list[dict]:
     """The cases an lm-eval task evaluates: resolve the files, load and check them, join the JAMA subset."""
+    return load_cases_with_provenance(benchmark, metadata)[0]
+
+
+def load_cases_with_provenance(benchmark: str, metadata: Mapping | None = None) -> tuple[list[dict], dict]:
+    """``load_cases`` plus the record of where they came from: ``{benchmark, files: {key: sources.provenance},
+    cases, cases_sha256}``, so that a run's results say exactly which questions it scored."""
     spec = _benchmark(benchmark)
+    files: dict[str, dict] = {}
     source = sources.resolve(spec.source, metadata)
-    cases = _load_source(spec, source)
+    cases = _load_source(spec, source, files)
     if spec.subset:
-        cases = _select_subset(cases, sources.resolve(spec.subset, metadata), source.location)
+        cases = _select_subset(cases, sources.resolve(spec.subset, metadata), source.location, files)
     if spec.exclude:
-        excluded = set(_read_url_list(sources.resolve(spec.exclude, metadata)))
+        excluded = set(_read_url_list(sources.resolve(spec.exclude, metadata), files))
         cases = [case for case in cases if case["id"] not in excluded]
         if not cases:
             raise DataError(f"{source.location}: every case is in the evaluation subset; nothing is left to train on")
     if spec.answer_key:
         key = sources.resolve(spec.answer_key, metadata)
         if key is not None:
-            _check_answer_key(cases, key)
-    return cases
+            _check_answer_key(cases, key, files)
+    return cases, {"benchmark": spec.name, "files": files, "cases": len(cases), "cases_sha256": cases_sha256(cases)}
+
+
+def cases_sha256(cases: list[dict]) -> str:
+    """Fingerprint of loaded cases: sha256 of their JSON Lines in load order (keys sorted, separators ``,``
+    and ``:`` without spaces, non-ASCII kept, UTF-8), so that equal questions give equal hashes whatever
+    file format or path they were read from."""
+    lines = (json.dumps(case, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for case in cases)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def load_case_file(path) -> list[dict]:
@@ -166,10 +187,12 @@ def iter_jsonl(path) -> Iterator[tuple[str, dict]]:
 
 
 def describe(benchmark: str, path, cases: list[dict]) -> str:
-    """A short summary for ``medreason data validate``: counts, options per case, gold letters, MedQA steps."""
+    """A short summary for ``medreason data validate``: the file's sha256 against the pinned upstream copy,
+    counts, options per case, gold letters, MedQA steps."""
     spec = _benchmark(benchmark)
     lines = [
         f"file:         {path}",
+        f"sha256:       {_pin_summary(spec, Path(path))}",
         f"benchmark:    {spec.name} ({spec.title})",
         f"cases:        {len(cases)}",
         f"options:      {_options_summary(cases)}",
@@ -191,14 +214,21 @@ def _benchmark(name: str) -> Benchmark:
     return spec
 
 
-def _load_source(spec: Benchmark, source: sources.Source) -> list[dict]:
-    """Load the cases of a resolved source: hub rows, or a local/downloaded file."""
+def _load_source(spec: Benchmark, source: sources.Source, files: dict) -> list[dict]:
+    """Load the cases of a resolved source: hub rows, or a local/downloaded file (recorded in ``files``)."""
     if source.kind == "hub":
         label = f"hub dataset {source.location} (split {source.file.hub[1]})"
         rows = sources.hub_rows(source)
+        files[source.file.key] = sources.provenance(source)
         return _build_cases(((f"index {i}", row) for i, row in enumerate(rows)), spec, label)
-    label = source.location
-    return _parse(spec, _read_text(sources.fetch(source), label, spec.format == "csv"), label)
+    return _parse(spec, _read_source(source, files, spec.format == "csv"), source.location)
+
+
+def _read_source(source: sources.Source, files: dict, csv_rows: bool = False) -> str:
+    """Fetch a path or url source and decode it, recording its provenance (sha256 included) in ``files``."""
+    raw = _read_bytes(sources.fetch(source), source.location)
+    files[source.file.key] = sources.provenance(source, raw)
+    return _decode(raw, source.location, csv_rows)
 
 
 def _parse(spec: Benchmark, text: str, label: str) -> list[dict]:
@@ -229,14 +259,23 @@ def _build_cases(records: Iterable[tuple[str, dict]], spec: Benchmark, label: st
 
 def _read_text(path: Path, label: str, csv_rows: bool = False) -> str:
     """Read a whole file as UTF-8 (a BOM is dropped); unreadable, non-UTF-8 or empty files are DataErrors."""
+    return _decode(_read_bytes(path, label), label, csv_rows)
+
+
+def _read_bytes(path: Path, label: str) -> bytes:
+    """A file's bytes; a folder, a missing or an unreadable file is a DataError."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except IsADirectoryError:
         raise DataError(f"{label}: is a folder, not a file") from None
     except FileNotFoundError:
         raise DataError(f"{label}: no such file") from None
     except OSError as err:
         raise DataError(f"{label}: cannot read ({err.strerror or err})") from None
+
+
+def _decode(raw: bytes, label: str, csv_rows: bool = False) -> str:
+    """Bytes as UTF-8 text (a BOM is dropped); non-UTF-8 or empty content is a DataError naming the position."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -450,9 +489,9 @@ def _letter_range(options: Mapping) -> str:
 # ---------------------------------------------------------------- JAMA subset and answer key
 
 
-def _select_subset(cases: list[dict], source: sources.Source, cases_label: str) -> list[dict]:
+def _select_subset(cases: list[dict], source: sources.Source, cases_label: str, files: dict) -> list[dict]:
     """Keep the cases whose link is in the URL list, in the list's order; a listed link not scraped is an error."""
-    urls = _read_url_list(source)
+    urls = _read_url_list(source, files)
     by_link = {case["id"]: case for case in cases}
     missing = [url for url in urls if url not in by_link]
     if missing:
@@ -464,10 +503,10 @@ def _select_subset(cases: list[dict], source: sources.Source, cases_label: str) 
     return [by_link[url] for url in urls]
 
 
-def _read_url_list(source: sources.Source) -> list[str]:
+def _read_url_list(source: sources.Source, files: dict) -> list[str]:
     """A JSON list of unique, non-empty URL strings."""
     label = source.location
-    items = _json_list(sources.fetch(source), label)
+    items = _json_list(_read_source(source, files), label)
     seen: set[str] = set()
     for number, item in enumerate(items, start=1):
         if not isinstance(item, str) or not item.strip():
@@ -478,9 +517,9 @@ def _read_url_list(source: sources.Source) -> list[str]:
     return [item.strip() for item in items]
 
 
-def _check_answer_key(cases: list[dict], source: sources.Source) -> None:
+def _check_answer_key(cases: list[dict], source: sources.Source, files: dict) -> None:
     """Every case whose link is in the answer key must have the key's answer_idx."""
-    key = _read_answer_key(source)
+    key = _read_answer_key(source, files)
     for case in cases:
         expected = key.get(case["id"])
         if expected is not None and expected != case["answer_idx"]:
@@ -490,11 +529,11 @@ def _check_answer_key(cases: list[dict], source: sources.Source) -> None:
             )
 
 
-def _read_answer_key(source: sources.Source) -> dict[str, str]:
+def _read_answer_key(source: sources.Source, files: dict) -> dict[str, str]:
     """Map link -> answer_idx from a jama_links.json-style list of {id, link, answer_idx, answer}."""
     label = source.location
     key: dict[str, str] = {}
-    for number, item in enumerate(_json_list(sources.fetch(source), label), start=1):
+    for number, item in enumerate(_json_list(_read_source(source, files), label), start=1):
         if not isinstance(item, dict) or not isinstance(item.get("link"), str) or not isinstance(item.get("answer_idx"), str):
             raise DataError(f"{label} item {number}: expected an object with text 'link' and 'answer_idx'")
         link = item["link"].strip()
@@ -504,9 +543,8 @@ def _read_answer_key(source: sources.Source) -> dict[str, str]:
     return key
 
 
-def _json_list(path: Path, label: str) -> list:
-    """Parse a JSON file that must hold a non-empty list."""
-    text = _read_text(path, label)
+def _json_list(text: str, label: str) -> list:
+    """Parse JSON text that must hold a non-empty list."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
@@ -517,6 +555,17 @@ def _json_list(path: Path, label: str) -> list:
 
 
 # ---------------------------------------------------------------- summaries
+
+
+def _pin_summary(spec: Benchmark, path: Path) -> str:
+    """The file's sha256 and whether it is the pinned upstream copy of the benchmark's source file."""
+    digest = hashlib.sha256(_read_bytes(path, str(path))).hexdigest()
+    file = sources.FILES[spec.source]
+    if not file.sha256:
+        return f"{digest} (no pinned upstream copy to compare with)"
+    if digest == file.sha256:
+        return f"{digest} (the pinned upstream {Path(file.relpath).name})"
+    return f"{digest} (differs from the pinned upstream {Path(file.relpath).name}, {file.sha256})"
 
 
 def _options_summary(cases: list[dict]) -> str:

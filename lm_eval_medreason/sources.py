@@ -12,6 +12,11 @@ first match wins:
 4. environment variable ``MEDREASON_DATA_DIR`` (same layout as ``data_dir``);
 5. the file's public default (a URL or a Hugging Face hub dataset), if it has one.
 
+Defaults are pinned: URLs name a fixed commit of their repository and the hub dataset a fixed
+revision, so that two runs months apart score the same questions. Each file the study uses also
+has the sha256 of its upstream copy (``DataFile.sha256``); a local or downloaded file that differs
+is reported by the loaders (a warning and the run's provenance), not refused.
+
 A configured path that does not exist is an error naming the path and the setting.
 A data folder that lacks the file passes on to the next step; if that ends at a
 public default, an info line says so; if the file has none, the error names the
@@ -24,6 +29,7 @@ only when needed so that ``import lm_eval_medreason.loaders`` stays cheap.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -51,6 +57,8 @@ class DataFile:
     hub: tuple[str, str] | None = None  # (dataset name, split)
     how_to_get: str = ""
     optional: bool = False
+    revision: str | None = None  # the commit the url names, or the hub dataset's revision
+    sha256: str | None = None  # of the upstream file (what a local copy is checked against)
 
     @property
     def metadata_key(self) -> str:
@@ -72,7 +80,12 @@ class DataFile:
         )
 
 
-_CCQA = "https://raw.githubusercontent.com/HanjieChen/ChallengeClinicalQA/main"
+# Pinned upstream commits (the newest at the time of pinning; the files have not changed since).
+CCQA_COMMIT = "ef3c9da03fc17f46fbd95ce860e0a55c51ed3606"  # HanjieChen/ChallengeClinicalQA, 2024-08-21
+OPHIUCHUS_COMMIT = "34c60f0b83f570507131de5d3c97799bea03e74e"  # SPIRAL-MED/Ophiuchus, 2025-01-14
+MEDQA_HUB_REVISION = "0fb93dd23a7339b6dcd27e241cb9b5eca62d4d18"  # GBaker/MedQA-USMLE-4-options, main
+_CCQA = f"https://raw.githubusercontent.com/HanjieChen/ChallengeClinicalQA/{CCQA_COMMIT}"
+_OPHIUCHUS = f"https://raw.githubusercontent.com/SPIRAL-MED/Ophiuchus/{OPHIUCHUS_COMMIT}"
 
 FILES: dict[str, DataFile] = {
     f.key: f
@@ -82,12 +95,16 @@ FILES: dict[str, DataFile] = {
             "medqa/medqa_us_test_4options.jsonl",
             "MedQA USMLE test set, 4 options (JSONL)",
             hub=("GBaker/MedQA-USMLE-4-options", "test"),
+            revision=MEDQA_HUB_REVISION,
+            # xk-huang/medagents-benchmark data/medqa/test.jsonl (jind11/MedQA with realidx)
+            sha256="b0536be0ff396be91eb0cf61a42056b0abef06a23e7e8be491d62fd959b77b72",
         ),
         DataFile(
             "medqa_train",
             "medqa/medqa_us_train_4options.jsonl",
             "MedQA USMLE train set, 4 options (JSONL; distillation input, never evaluated)",
             hub=("GBaker/MedQA-USMLE-4-options", "train"),
+            revision=MEDQA_HUB_REVISION,
         ),
         DataFile(
             "medqa_op5",
@@ -95,18 +112,23 @@ FILES: dict[str, DataFile] = {
             "MedQA USMLE test set, 5 options (JSONL)",
             how_to_get="it has no download source: take eval_data/medqa_test.jsonl from "
             "https://github.com/UCSC-VLAA/MedReason",
+            sha256="cfa75cbcc53c29b023752b0a395ff49d8202121041392735ae44771a5ec734a3",  # MedReason's copy
         ),
         DataFile(
             "medbullets",
             "medbullets/medbullets_op5.csv",
             "Medbullets, 5 options (CSV)",
             url=f"{_CCQA}/medbullets/medbullets_op5.csv",
+            revision=CCQA_COMMIT,
+            sha256="7da4b1397418b4bd15074066ea6a377ac44a599794a959cd8ebc76937ea597e6",
         ),
         DataFile(
             "medbullets_op4",
             "medbullets/medbullets_op4.csv",
             "Medbullets, 4 options (CSV)",
             url=f"{_CCQA}/medbullets/medbullets_op4.csv",
+            revision=CCQA_COMMIT,
+            sha256="f35c24c7940fd3fd28594a4081e66bded3718cd98b4491d0f307d34ceb945893",
         ),
         DataFile(
             "jama",
@@ -120,13 +142,16 @@ FILES: dict[str, DataFile] = {
             "jama_subset",
             "jama/jama_test_urls_646.json",
             "the 646-case JAMA evaluation subset (JSON list of URLs)",
-            url="https://raw.githubusercontent.com/SPIRAL-MED/Ophiuchus/main/resources/JAMA_test_urls.json",
+            url=f"{_OPHIUCHUS}/resources/JAMA_test_urls.json",
+            revision=OPHIUCHUS_COMMIT,
+            sha256="86104b122288c39d80335f6c2c1910e0ea3f93c76c4de750466d6dd7ce57ec19",
         ),
         DataFile(
             "jama_key",
             "jama/jama_links.json",
             "JAMA answer key (jama_links.json)",
             optional=True,
+            sha256="a062df30517552a0c9085053a7d5d08a8fb49b5227e8cf12233b4dd9d064212e",  # ChallengeClinicalQA's
         ),
     )
 }
@@ -216,17 +241,46 @@ def fetch(source: Source) -> Path:
 
 
 def hub_rows(source: Source) -> list[dict]:
-    """Load a ``hub`` source's split as a list of row dicts, through ``datasets.load_dataset`` (cached)."""
+    """Load a ``hub`` source's split at its pinned revision as a list of row dicts (``datasets``, cached)."""
     name, split = source.file.hub
     try:
         import datasets
 
-        return list(datasets.load_dataset(name, split=split))
+        return list(datasets.load_dataset(name, split=split, revision=source.file.revision))
     except Exception as err:  # noqa: BLE001 - any failure becomes one actionable line
         raise DataError(
             f"could not load hub dataset {name} (split {split}) ({_one_line(err)}); to work offline, "
             f"use a local JSONL copy and point to it with {source.file.settings_hint()}"
         ) from err
+
+
+def provenance(source: Source, data: bytes | None = None) -> dict:
+    """What a run records about a resolved file: where it came from (path, URL + commit, or hub dataset +
+    revision) and, given its bytes, their sha256 beside the pinned upstream file's. A file that differs
+    from the pinned one is reported in one warning line and recorded, never refused."""
+    file = source.file
+    record = {"file": file.key, "kind": source.kind, "location": source.location, "setting": source.setting}
+    if source.kind == "path":
+        record["location"] = str(Path(source.location).resolve())
+    elif source.kind == "url":
+        record["commit"] = file.revision
+    else:
+        record.update(dataset=file.hub[0], split=file.hub[1], revision=file.revision)
+    if data is not None:
+        record["sha256"] = digest = hashlib.sha256(data).hexdigest()
+        if file.sha256:
+            record.update(pinned_sha256=file.sha256, matches_pinned=digest == file.sha256)
+            if digest != file.sha256 and (record["location"], digest) not in _WARNED:
+                _WARNED.add((record["location"], digest))  # once per file and process, not once per task
+                log.warning(
+                    "%s (from %s) differs from the pinned upstream %s (sha256 %s, pinned %s); the run goes on "
+                    "and records this in its provenance: its scores may not compare with runs on the upstream file",
+                    record["location"], source.setting, Path(file.relpath).name, digest, file.sha256,
+                )
+    return record
+
+
+_WARNED: set[tuple[str, str]] = set()
 
 
 def _one_line(err: BaseException) -> str:

@@ -1,5 +1,6 @@
 """`medreason data validate`, run as a real process: counts on stdout, or exit 1 with one line on stderr."""
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -52,6 +53,8 @@ def test_good_medbullets_file(tmp_path):
     assert result.stderr == ""
     assert str(path) in result.stdout
     assert "cases:        7" in result.stdout and "5 per case" in result.stdout
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert f"sha256:       {sha} (differs from the pinned upstream medbullets_op5.csv, 7da4b139" in result.stdout
     gold = Counter(row["answer_idx"] for row in rows)
     for letter in "ABCDE":
         assert f"{letter} {gold[letter]} ({100 * gold[letter] / 7:.1f}%)" in result.stdout
@@ -122,6 +125,8 @@ def test_real_files_validate(benchmark, relpath, expected, shared_data):
     result = validate(benchmark, shared_data / relpath)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout
+    sha = hashlib.sha256((shared_data / relpath).read_bytes()).hexdigest()
+    assert f"sha256:       {sha} (the pinned upstream {Path(relpath).name})" in result.stdout
 
 
 def test_real_medqa_distribution(shared_data):

@@ -163,7 +163,8 @@ def test_freeform_group_graded_by_a_judge(cases, synthetic_data, tmp_path, clean
         result, results, samples = run(cases, synthetic_data, tmp_path, metadata)
     check(results, samples, cases, result.stdout, judge=True)
     answered = sum(kind(b, i) != "refusal" for b in MEMBERS for i in range(len(samples[f"{b}_freeform"])))
-    assert len(judge_requests) == answered - 2 + 3 + 2  # malformed: 1 + 2 repairs; HTTP 500: 1 + 1 retry
+    # the preflight's one-token request; malformed: 1 + 2 repairs; HTTP 500: 1 + 1 retry
+    assert len(judge_requests) == 1 + answered - 2 + 3 + 2
     assert all(r["model"] == "judge" and r["temperature"] == 0 for r in judge_requests)
     # Judge errors are left out of acc, never counted as wrong: MedQA has 6 cases, case 1 is a judge
     # error, and the judge accepts cases 0, 3 and 4 (right, reworded, right): 3 of the 5 graded.

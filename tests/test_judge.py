@@ -2,6 +2,7 @@
 HTTP 429/500, caching, concurrency in GradeFreeform) and a real `transformers serve` of the tiny model."""
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ import pytest
 
 from fake_openai import Reply, fake_chat_server
 from lm_eval_medreason.freeform import GradeFreeform, medqa_dataset, process_results
-from lm_eval_medreason.judge import REPAIR, Judge, Verdict, parse_verdict, resolve_api_key
+from lm_eval_medreason.judge import PING, REPAIR, Judge, Verdict, parse_verdict, resolve_api_key
 
 QUESTION = "A 30-year-old woman has a malar rash and anti-dsDNA antibodies. Which of the following is the most likely diagnosis?"
 GOLD = "Systemic lupus erythematosus"
@@ -189,13 +190,70 @@ def test_default_cache_location(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "mine"
 
 
+# --- after generation nothing raises: an unwritable cache, and no key in any error text -----------
+
+
+def unwritable(path: Path) -> Path:
+    """A folder path that cannot be created, even by root: its parent is a regular file (mkdir fails)."""
+    path.parent.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.write_text("a file, not a folder")
+    return path
+
+
+def test_cache_write_failure_is_warned_once_and_verdicts_are_kept_in_memory(tmp_path, caplog):
+    with fake_chat_server(lambda prompt: "Verdict: CORRECT") as (url, requests):
+        judge = Judge("judge", base_url=sdk_url(url), cache_dir=unwritable(tmp_path / "full" / "cache"), max_retries=0)
+        with caplog.at_level(logging.WARNING, logger="lm_eval_medreason.judge"):
+            verdicts = [judge.grade(QUESTION, GOLD, answer) for answer in ("SLE", "Lupus", "Systemic lupus")]
+            again = judge.grade(QUESTION, GOLD, "SLE")
+    assert verdicts == [Verdict(True)] * 3
+    assert again == Verdict(True, cached=True) and len(requests) == 3  # kept in memory: not asked twice
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert str(tmp_path / "full" / "cache") in warnings[0] and "MEDREASON_JUDGE_CACHE_DIR" in warnings[0]
+    assert "in memory" in warnings[0]
+
+
+def test_cache_that_breaks_after_the_preflight_never_stops_the_filter(synthetic_data, clean_env, tmp_path, caplog):
+    """The folder was writable when the task was built, then is not (disk replaced, quota): grading goes on."""
+    with fake_chat_server(lambda prompt: "Verdict: INCORRECT") as (url, requests):
+        docs = judged_docs(synthetic_data, url, requests, tmp_path, 4)
+        cache = tmp_path / "cache"
+        shutil.rmtree(cache)
+        cache.write_text("no longer a folder")
+        with caplog.at_level(logging.WARNING, logger="lm_eval_medreason.judge"):
+            graded = [json.loads(f[0]) for f in GradeFreeform().apply([[f"Final answer: Gout {i}"] for i in range(4)], docs)]
+    assert [g["correct"] for g in graded] == [False] * 4 and not any(g["judge_error"] for g in graded)
+    assert len([r for r in caplog.records if r.name == "lm_eval_medreason.judge"]) == 1
+
+
+KEY = "sk-test-0123456789abcdefSECRET"
+
+
+def echoes_key(prompt):
+    """An auth failure whose body quotes the key back, as some servers and proxies do."""
+    return Reply(401, body=json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}", "code": 401}}))
+
+
+def test_judge_errors_never_contain_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDREASON_JUDGE_API_KEY", KEY)
+    with fake_chat_server(echoes_key) as (url, requests):
+        verdict = make_judge(url, tmp_path).grade(QUESTION, GOLD, "SLE")
+    assert requests.headers[0]["authorization"] == f"Bearer {KEY}"  # the server did get the key
+    assert verdict.correct is None and verdict.error.startswith("AuthenticationError")
+    assert "Incorrect API key provided" in verdict.error and KEY not in verdict.error and "SECRET" not in verdict.error
+
+
 # --- GradeFreeform with a judge -----------------------------------------------------------------
 
 
-def judged_docs(data: dict, url: str, tmp_path: Path, n: int, **settings) -> list[dict]:
+def judged_docs(data: dict, url: str, requests: list, tmp_path: Path, n: int, **settings) -> list[dict]:
+    """n docs of the free-form hook with this judge; the hook's preflight request is checked, then forgotten."""
     metadata = {"data_dir": str(data["root"]), "judge_model": "judge", "judge_base_url": sdk_url(url),
                 "judge_cache_dir": str(tmp_path / "cache"), "judge_max_retries": 1, **settings}
     docs = medqa_dataset(**metadata)["test"].to_list()
+    assert [(r["messages"][0]["content"], r["max_completion_tokens"]) for r in requests] == [(PING, 1)]
+    requests.clear()
     return (docs * (n // len(docs) + 1))[:n]
 
 
@@ -211,7 +269,7 @@ def test_grade_freeform_with_the_judge(synthetic_data, clean_env, tmp_path):
         return "Verdict: CORRECT" if answer.startswith("Phrased") else "Verdict: INCORRECT"
 
     with fake_chat_server(script) as (url, requests):
-        docs = judged_docs(synthetic_data, url, tmp_path, 5)
+        docs = judged_docs(synthetic_data, url, requests, tmp_path, 5)
         responses = [
             [f"Reasoning.\nFinal answer: {docs[0]['answer']}"],  # the matcher says right, the judge wrong
             ["Reasoning.\nFinal answer: Phrased differently but right"],  # judge CORRECT, matcher no
@@ -250,7 +308,7 @@ def test_judge_calls_run_concurrently(synthetic_data, clean_env, tmp_path, concu
         return "Verdict: CORRECT"
 
     with fake_chat_server(slow) as (url, requests):
-        docs = judged_docs(synthetic_data, url, tmp_path, 16, judge_concurrency=concurrency, judge_cache_dir="off")
+        docs = judged_docs(synthetic_data, url, requests, tmp_path, 16, judge_concurrency=concurrency, judge_cache_dir="off")
         responses = [[f"Final answer: answer number {i}"] for i in range(16)]
         started = time.monotonic()
         graded = [json.loads(f[0]) for f in GradeFreeform().apply(responses, docs)]

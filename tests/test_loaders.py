@@ -426,12 +426,18 @@ def test_data_dir_without_the_file_passes_on_to_the_environment(tmp_path, monkey
 
 
 def test_default_sources():
+    """Defaults are pinned to fixed commits (the newest of each repository when pinned), never a branch."""
+    ccqa, ophiuchus = "ef3c9da03fc17f46fbd95ce860e0a55c51ed3606", "34c60f0b83f570507131de5d3c97799bea03e74e"
     assert sources.FILES["medbullets"].url == (
-        "https://raw.githubusercontent.com/HanjieChen/ChallengeClinicalQA/main/medbullets/medbullets_op5.csv")
-    assert sources.FILES["medbullets_op4"].url.endswith("/medbullets/medbullets_op4.csv")
+        f"https://raw.githubusercontent.com/HanjieChen/ChallengeClinicalQA/{ccqa}/medbullets/medbullets_op5.csv")
+    assert sources.FILES["medbullets_op4"].url == (
+        f"https://raw.githubusercontent.com/HanjieChen/ChallengeClinicalQA/{ccqa}/medbullets/medbullets_op4.csv")
     assert sources.FILES["jama_subset"].url == (
-        "https://raw.githubusercontent.com/SPIRAL-MED/Ophiuchus/main/resources/JAMA_test_urls.json")
+        f"https://raw.githubusercontent.com/SPIRAL-MED/Ophiuchus/{ophiuchus}/resources/JAMA_test_urls.json")
+    assert [sources.FILES[k].revision for k in ("medbullets", "medbullets_op4", "jama_subset")] == [ccqa, ccqa, ophiuchus]
     assert sources.FILES["medqa"].hub == ("GBaker/MedQA-USMLE-4-options", "test")
+    assert sources.FILES["medqa"].revision == sources.FILES["medqa_train"].revision == (
+        "0fb93dd23a7339b6dcd27e241cb9b5eca62d4d18")
     assert {key for key, file in sources.FILES.items() if not (file.url or file.hub)} == {"medqa_op5", "jama", "jama_key"}
 
 
@@ -476,12 +482,12 @@ def test_hub_default_for_medqa(monkeypatch):
     rows = medqa_rows(3, realidx=False)
 
     def fake_load_dataset(name, split=None, **kwargs):
-        calls.append((name, split))
+        calls.append((name, split, kwargs))
         return rows
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     cases = load_cases("medqa", {"pretrained": "tiny"})
-    assert calls == [("GBaker/MedQA-USMLE-4-options", "test")]
+    assert calls == [("GBaker/MedQA-USMLE-4-options", "test", {"revision": "0fb93dd23a7339b6dcd27e241cb9b5eca62d4d18"})]
     assert [case["id"] for case in cases] == ["0", "1", "2"]
     assert [case["answer_idx"] for case in cases] == [row["answer_idx"] for row in rows]
 
