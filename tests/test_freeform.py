@@ -2,6 +2,8 @@
 per rule, plus properties), the prompt, the dataset hooks and the per-sample metrics."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -9,8 +11,10 @@ from hypothesis import strategies as st
 
 from lm_eval_medreason.freeform import (
     GradeFreeform,
+    abbreviations_defined,
     answers_match,
     extract_final_answer,
+    grade_with_matcher,
     judge_settings,
     match_freeform,
     process_results,
@@ -50,6 +54,26 @@ EXTRACTION = [
     ("placeholder_only_is_none", "Final answer: **", None),
     ("empty_final_line_falls_back", "The answer is lupus nephritis.\nFinal answer:", "lupus nephritis"),
     ("final_answer_in_prose_is_no_heading", REASONING + "Before my final answer\nwe check the urine.", None),
+    # a line that only announces the answer is not the answer
+    ("announcing_line_alone_is_none", REASONING + "The answer to this clinical case is:", None),
+    ("announcing_line_short_reply_is_none", "The answer to this clinical case is:", None),
+    ("announcing_line_then_answer", REASONING + "The answer to this case would be:\n\n**Lupus nephritis**", "Lupus nephritis"),
+    ("answer_for_the_patient_is", REASONING + "The answer for this patient is lupus nephritis.", "lupus nephritis"),
+    ("final_answer_alone_is_none", REASONING + "Final answer:", None),
+    # a question is not an answer
+    ("labelled_question_is_none", REASONING + "Final answer: Lupus nephritis?", None),
+    ("labelled_question_sentence_is_none", REASONING + "Final answer: Could this be lupus nephritis?", None),
+    ("diagnosis_question_is_none", REASONING + "The most likely diagnosis is... lupus nephritis?", None),
+    # a bare option letter names nothing (the options are withheld); a letter before the text is dropped
+    ("bare_letter_is_none", REASONING + "Final answer: C", None),
+    ("bare_bracketed_letter_is_none", REASONING + "Final answer: (B)", None),
+    ("bare_bold_letter_is_none", REASONING + "Final answer: **D.**", None),
+    ("option_word_letter_is_none", REASONING + "Final answer: Option E", None),
+    ("bare_lowercase_letter_is_none", "a", None),
+    ("letter_then_text", REASONING + "Final answer: B. Lupus nephritis", "Lupus nephritis"),
+    ("bracketed_letter_then_text", REASONING + "Final answer: (C) Lupus nephritis", "Lupus nephritis"),
+    ("bold_bracketed_letter_then_text", "Final answer: **(C)** Cardiac tamponade", "Cardiac tamponade"),
+    ("genus_initial_kept", REASONING + "Final answer: C. difficile colitis", "C. difficile colitis"),
 ]
 
 
@@ -98,6 +122,53 @@ MATCHES = [
     ("same_fraction", "25/250", "25/250"),
     ("gold_holds_or", "Observe with no additional testing or intervention", "Observe with no additional testing or intervention"),
     ("gold_holds_differential", "Repeat CBC with differential", "Repeat CBC with differential"),
+    # rule: dash variants
+    ("en_dash", "Churg–Strauss syndrome", "Churg-Strauss syndrome"),
+    ("em_dash", "Churg—Strauss syndrome", "Churg-Strauss syndrome"),
+    ("en_dash_non", "Non–small cell lung cancer", "Non-small cell lung cancer"),
+    ("dash_and_accent", "Guillain–Barré syndrome", "Guillain-Barre syndrome"),
+    ("possessive_curly", "Hashimoto’s thyroiditis", "Hashimoto thyroiditis"),
+    # rule: relations keep their order but not their wording
+    ("relation_same", "Hypothyroidism secondary to Hashimoto thyroiditis", "Hypothyroidism secondary to Hashimoto thyroiditis"),
+    ("relation_other_marker", "Hypothyroidism due to Hashimoto thyroiditis", "Hypothyroidism secondary to Hashimoto thyroiditis"),
+    ("relation_caused_by", "Cirrhosis caused by hepatitis C", "Cirrhosis as a result of hepatitis C"),
+    ("relation_forwards", "Hashimoto thyroiditis causing hypothyroidism", "Hypothyroidism secondary to Hashimoto thyroiditis"),
+    ("relation_leading_to", "Pneumonia leading to sepsis", "Sepsis due to pneumonia"),
+    ("relation_parts_order_free", "Lung adenocarcinoma metastatic to the brain", "Adenocarcinoma of the lung metastatic to the brain"),
+    ("relation_conversion", "Conversion of testosterone to dihydrotestosterone", "Conversion of testosterone to dihydrotestosterone"),
+    ("relation_hyphens", "Left to right shunt", "Left-to-right shunt"),
+    # rule: the gold's own initialism (three or more capitals, a gold of two words or more)
+    ("initialism_hus", "HUS", "Hemolytic uremic syndrome"),
+    ("initialism_sclc", "SCLC", "Small cell lung cancer"),
+    ("initialism_within_words", "HOCM", "Hypertrophic obstructive cardiomyopathy"),
+    ("initialism_skips_of", "TOF", "Tetralogy of Fallot"),
+    ("initialism_of_a_synonym", "EGPA", "Churg-Strauss syndrome"),
+    ("initialism_gold_bracket", "PCOS", "Polycystic ovary syndrome (PCOS)"),
+    # rule: a more specific qualifier that conflicts with nothing in the gold
+    ("qualifier_localized", "Localized bullous pemphigoid", "Bullous pemphigoid"),
+    ("qualifier_generalized", "Generalised bullous pemphigoid", "Bullous pemphigoid"),
+    # rule: cited synonyms (synonyms.tsv)
+    ("synonym_churg_strauss", "Churg-Strauss syndrome", "Eosinophilic granulomatosis with polyangiitis"),
+    ("synonym_egpa", "Eosinophilic granulomatosis with polyangiitis", "Churg-Strauss syndrome"),
+    ("synonym_reiter", "Reiter syndrome", "Reactive arthritis"),
+    ("synonym_reiter_possessive", "Reiter's disease", "Reactive arthritis"),
+    ("synonym_wegener", "Wegener’s granulomatosis", "Granulomatosis with polyangiitis"),
+    ("synonym_buerger", "Buergers disease", "Thromboangiitis obliterans"),
+    ("synonym_type_numeral", "Glycogen storage disease type I", "Von Gierke disease"),
+    ("synonym_trisomy", "Trisomy 18", "Edwards syndrome"),
+    ("synonym_lay_name", "Whooping cough", "Pertussis"),
+    ("synonym_hsp_accent", "Henoch–Schönlein purpura", "IgA vasculitis"),
+    ("synonym_in_brackets", "Herpes zoster (shingles)", "Herpes zoster"),
+    ("synonym_in_brackets_either", "Trisomy 21 (Down syndrome)", "Down syndrome"),
+    ("initialism_skips_type", "NF1", "Neurofibromatosis type 1"),
+    # rule: British spellings
+    ("british_haem", "Haemorrhagic stroke", "Hemorrhagic stroke"),
+    ("british_aemia", "Iron deficiency anaemia", "Iron deficiency anemia"),
+    ("british_oesophagus", "Barrett's oesophagus", "Barrett esophagus"),
+    ("british_tumour", "Wilms tumour", "Wilms tumor"),
+    # rule: numbers
+    ("decimal_same", "2.5", "2.5"),
+    ("thousands_same", "1,000", "1000"),
 ]
 
 
@@ -135,6 +206,57 @@ REJECTS = [
     ("hedge_differential", "Differential includes lupus nephritis and IgA nephropathy", "Lupus nephritis"),
     ("hedge_and_or", "Lupus nephritis and/or IgA nephropathy", "Lupus nephritis"),
     ("empty_answer", "", "Lupus nephritis"),
+    # relations reversed
+    ("secondary_to_reversed", "Hashimoto thyroiditis secondary to hypothyroidism", "Hypothyroidism secondary to Hashimoto thyroiditis"),
+    ("due_to_reversed", "Chronic kidney disease due to anemia", "Anemia due to chronic kidney disease"),
+    ("other_marker_reversed", "Hepatitis C caused by cirrhosis", "Cirrhosis secondary to hepatitis C"),
+    ("forwards_reversed", "Hypothyroidism causing Hashimoto thyroiditis", "Hypothyroidism secondary to Hashimoto thyroiditis"),
+    ("metastatic_to_reversed", "Bone cancer metastatic to the breast", "Breast cancer metastatic to bone"),
+    ("of_metastatic_to_reversed", "Adenocarcinoma of the liver metastatic to the colon", "Adenocarcinoma of the colon metastatic to the liver"),
+    ("conversion_reversed", "Conversion of dihydrotestosterone to testosterone", "Conversion of testosterone to dihydrotestosterone"),
+    ("conversion_numerals_reversed", "Conversion of angiotensin II to angiotensin I", "Conversion of angiotensin I to angiotensin II"),
+    ("by_reversed", "Inhibition of aspirin by thromboxane A2", "Inhibition of thromboxane A2 by aspirin"),
+    ("from_to_reversed", "Transmission from fetus to mother", "Transmission from mother to fetus"),
+    ("shunt_reversed", "Right-to-left shunt", "Left-to-right shunt"),
+    ("index_form_keeps_relation", "Hashimoto thyroiditis, secondary to hypothyroidism", "Hypothyroidism, secondary to Hashimoto thyroiditis"),
+    # siblings stay apart, also through synonyms and initialisms
+    ("small_vs_non_small", "Small cell lung cancer", "Non-small cell lung cancer"),
+    ("artery_vs_vein", "Renal artery thrombosis", "Renal vein thrombosis"),
+    ("primary_vs_secondary", "Secondary hyperparathyroidism", "Primary hyperparathyroidism"),
+    ("synonym_of_a_sibling", "Trisomy 21", "Edwards syndrome"),
+    ("former_name_of_a_sibling", "Churg-Strauss syndrome", "Granulomatosis with polyangiitis"),
+    ("egpa_vs_gpa", "Eosinophilic granulomatosis with polyangiitis", "Granulomatosis with polyangiitis"),
+    ("hunter_vs_hurler", "Hurler syndrome", "Mucopolysaccharidosis type II"),
+    ("initialism_of_a_sibling", "NSCLC", "Small cell lung cancer"),
+    ("initialism_not_fitting", "ALL", "Acute myeloid leukemia"),
+    ("initialism_table_reads_otherwise", "AML", "Acute monocytic leukemia"),
+    ("initialism_two_letters", "HL", "Hodgkin lymphoma"),
+    ("initialism_lowercase", "hus", "Hemolytic uremic syndrome"),
+    ("initialism_one_word_gold", "HTN", "Hypertension"),
+    ("initialism_hyphenated_word", "Anti-Ro", "Anti-ribonucleoprotein"),
+    ("initialism_type_number", "NF2", "Neurofibromatosis type 1"),
+    ("bracket_names_another_disease", "Herpes zoster (chickenpox)", "Herpes zoster"),
+    # a qualifier that conflicts with the gold, or is not a plain extent
+    ("qualifier_sibling", "Generalized bullous pemphigoid", "Localized bullous pemphigoid"),
+    ("qualifier_conflicts_with_metastatic", "Localized prostate cancer", "Metastatic prostate cancer"),
+    ("qualifier_severity", "Severe preeclampsia", "Preeclampsia"),
+    ("qualifier_complication", "Perforated gastric peptic ulcer", "Gastric peptic ulcer"),
+    # brackets are words unless they restate an abbreviation
+    ("bracket_type", "Diabetes mellitus (type 2)", "Diabetes mellitus (type 1)"),
+    ("bracket_excluded", "Kawasaki disease (excluded)", "Kawasaki disease"),
+    ("bracket_hedge", "Sarcoidosis (vs lymphoma)", "Sarcoidosis"),
+    ("bracket_subtype_abbreviation", "Acute leukemia (AML)", "Acute leukemia"),
+    # hedges and negations
+    ("hedge_possible", "Possible sarcoidosis", "Sarcoidosis"),
+    ("hedge_suspected", "Suspected tuberculosis", "Tuberculosis"),
+    ("hedge_rule_out", "Rule out appendicitis", "Appendicitis"),
+    ("negation_not", "Not Kawasaki disease", "Kawasaki disease"),
+    ("negation_unlikely", "Kawasaki disease is unlikely", "Kawasaki disease"),
+    ("negation_no", "No pulmonary embolism", "Pulmonary embolism"),
+    # numbers
+    ("decimal_point", "25", "2.5"),
+    ("decimal_order", "5.2", "2.5"),
+    ("list_is_not_a_number", "12", "1 and 2"),
 ]
 
 
@@ -156,6 +278,124 @@ def test_rejected_answers(answer, gold):
 )
 def test_no_single_commitment_never_matches(response):
     assert not match_freeform(response, "Lupus nephritis")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Kawasaki disease - ruled out given the short fever",
+        "Kawasaki disease — unlikely with 2 days of fever",
+        "Kawasaki disease. Unlikely, though, with 2 days of fever.",
+        "Kawasaki disease. However, scarlet fever remains possible.",
+        "Kawasaki disease. Or perhaps scarlet fever.",
+        "Kawasaki disease - or possibly scarlet fever",
+        "Kawasaki disease. This is less likely than scarlet fever.",
+    ],
+)
+def test_a_line_that_takes_the_answer_back_never_matches(line):
+    assert not match_freeform(REASONING + f"Final answer: {line}", "Kawasaki disease")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Kawasaki disease - IVIG and aspirin are next.",
+        "Kawasaki disease. The coronary arteries need an echocardiogram.",
+        "Kawasaki disease because of 5 days of fever and conjunctivitis",
+    ],
+)
+def test_an_explanation_after_the_answer_still_matches(line):
+    assert match_freeform(REASONING + f"Final answer: {line}", "Kawasaki disease")
+
+
+def test_a_letter_is_an_answer_only_where_the_gold_is_that_letter():
+    """With the options withheld a letter names nothing, except on questions about a figure's regions
+    (MedQA's gold "E") or factor X."""
+    assert extract_final_answer(REASONING + "Final answer: E") is None
+    assert grade_with_matcher(REASONING + "Final answer: E", "E") == ("E", True)
+    assert grade_with_matcher(REASONING + "Final answer: (B)", "E") == ("(B)", False)
+    assert grade_with_matcher(REASONING + "Final answer: C", "Kawasaki disease") == (None, False)
+    assert match_freeform(REASONING + "Final answer: X", "X")
+
+
+@pytest.mark.parametrize(
+    "response,defined",
+    [
+        ("This is diabetic ketoacidosis (DKA).", {"DKA": "diabetic ketoacidosis"}),
+        ("The pressure is high: idiopathic intracranial hypertension (IIH).", {"IIH": "idiopathic intracranial hypertension"}),
+        ("A patient with hemolytic uremic syndrome (HUS) after diarrhea.", {"HUS": "hemolytic uremic syndrome"}),
+        ("It fits thrombotic thrombocytopenic purpura ( TTP ).", {"TTP": "thrombotic thrombocytopenic purpura"}),
+        ("Raised levels of hemoglobin F (HbF) and of glucose (Glc).", {"HbF": "hemoglobin F"}),  # Glc: one capital
+        ("Raised levels of fetal hemoglobin (HbF).", {}),  # the letters of HbF are not in the order of the words
+        ("Multiple sclerosis (MS) early on; later mitral stenosis (MS).", {"MS": None}),  # two meanings: none
+        ("Multiple sclerosis (MS), then MS again: multiple sclerosis (MS).", {"MS": "Multiple sclerosis"}),
+        ("Serum sodium (mEq/L) was low (125).", {}),
+        ("", {}),
+    ],
+)
+def test_abbreviations_the_response_defines(response, defined):
+    assert abbreviations_defined(response) == defined
+
+
+def test_a_defined_abbreviation_names_what_the_response_defined():
+    dka = "Glucose 540 and ketones: diabetic ketoacidosis (DKA).\n\nFinal answer: DKA"
+    assert match_freeform(dka, "Diabetic ketoacidosis")
+    mitral = "Opening snap after rheumatic fever: mitral stenosis (MS).\n\nFinal answer: MS"
+    assert match_freeform(mitral, "Mitral stenosis") and not match_freeform(mitral, "Multiple sclerosis")
+    sclerosis = "Periventricular plaques: multiple sclerosis (MS).\n\nFinal answer: MS"
+    assert match_freeform(sclerosis, "Multiple sclerosis") and not match_freeform(sclerosis, "Mitral stenosis")
+    synonym = "Papilledema, normal MRI: idiopathic intracranial hypertension (IIH).\n\nFinal answer: IIH"
+    assert match_freeform(synonym, "Pseudotumor cerebri")
+    twice = "Multiple sclerosis (MS) or mitral stenosis (MS)?\n\nFinal answer: MS"
+    assert not match_freeform(twice, "Multiple sclerosis") and not match_freeform(twice, "Mitral stenosis")
+    defined_in_the_answer = REASONING + "Final answer: Deposition of calcium pyrophosphate (CPP) crystals"
+    assert match_freeform(defined_in_the_answer, "Deposition of calcium pyrophosphate (CPP) crystals")
+    assert match_freeform(defined_in_the_answer, "Deposition of calcium pyrophosphate crystals")
+
+
+def test_every_synonym_names_its_source_and_one_disease():
+    from lm_eval_medreason import freeform
+
+    rows = [line.split("\t") for line in freeform._SYNONYMS_FILE.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith(("#", "concept\t"))]
+    assert len(rows) >= 40 and all(len(row) == 3 for row in rows)
+    for concept, name, source in rows:
+        assert re.fullmatch(r"DOID:\d+", concept) and name.strip() == name and name
+        assert re.search(r"\bDO (?:label|exact synonym) " + re.escape(concept) + r"\b|\bMeSH D\d{6,9}\b", source), source
+    index, names = freeform._synonyms()
+    assert sum(len(n) for n in names.values()) == len(rows) and len(names) == len({row[0] for row in rows})
+
+
+@pytest.mark.parametrize(
+    "row,error",
+    [
+        ("DOID:1\tsome disease", r"synonyms\.tsv:2: expected 'DOID:<id>"),
+        ("DOID:1\tsome disease\tmy memory", r"synonyms\.tsv:2: expected 'DOID:<id>"),
+        ("D001\tsome disease\tMeSH D000001", r"synonyms\.tsv:2: expected 'DOID:<id>"),
+        ("DOID:2\tKawasaki disease\tDO label DOID:2", r"synonyms\.tsv:2: 'Kawasaki disease' also reads as a name of DOID:1"),
+    ],
+)
+def test_a_bad_synonym_row_is_a_one_line_error(tmp_path, monkeypatch, row, error):
+    from lm_eval_medreason import freeform
+
+    path = tmp_path / "synonyms.tsv"
+    path.write_text(f"DOID:1\tKawasaki's disease\tDO label DOID:1\n{row}\n", encoding="utf-8")
+    monkeypatch.setattr(freeform, "_SYNONYMS_FILE", path)
+    freeform._synonyms.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=error) as raised:
+            freeform._synonyms()
+        assert "\n" not in str(raised.value)
+    finally:
+        freeform._synonyms.cache_clear()
+        freeform._concepts.cache_clear()
+
+
+def test_the_wheel_ships_the_synonyms():
+    from hatchling.builders.wheel import WheelBuilder
+
+    shipped = {f.distribution_path for f in WheelBuilder(str(Path(__file__).resolve().parents[1])).recurse_included_files()}
+    assert "lm_eval_medreason/synonyms.tsv" in shipped
 
 
 def test_answer_after_reasoning_block_counts():
@@ -241,17 +481,21 @@ def test_judge_settings_from_metadata_then_environment(clean_env, monkeypatch):
 
 
 def test_dataset_hooks_add_judge_settings_but_no_key(synthetic_data, clean_env, monkeypatch):
+    from fake_openai import fake_chat_server
     from lm_eval_medreason import freeform, harness
 
     monkeypatch.setenv("MEDREASON_JUDGE_API_KEY", "sk-never-logged")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-logged-either")
+    monkeypatch.setenv("MEDREASON_JUDGE_CACHE_DIR", "off")
     root = str(synthetic_data["root"])
-    for name in ("jama", "jama_full", "medbullets", "medqa"):
-        plain = getattr(harness, f"{name}_dataset")(data_dir=root)["test"]
-        docs = getattr(freeform, f"{name}_dataset")(data_dir=root, judge_model="judge", judge_base_url="http://h/v1")["test"]
-        assert docs["id"] == plain["id"] and docs["answer"] == plain["answer"]
-        assert docs[0]["judge"]["model"] == "judge" and docs[0]["judge"]["base_url"] == "http://h/v1"
-        assert "sk-never" not in json.dumps(docs.to_list())
+    with fake_chat_server(lambda prompt: "Verdict: CORRECT") as (url, _):  # the preflight's one-token request
+        base_url = url.removesuffix("/chat/completions")
+        for name in ("jama", "jama_full", "medbullets", "medqa"):
+            plain = getattr(harness, f"{name}_dataset")(data_dir=root)["test"]
+            docs = getattr(freeform, f"{name}_dataset")(data_dir=root, judge_model="judge", judge_base_url=base_url)["test"]
+            assert docs["id"] == plain["id"] and docs["answer"] == plain["answer"]
+            assert docs[0]["judge"]["model"] == "judge" and docs[0]["judge"]["base_url"] == base_url
+            assert "sk-never" not in json.dumps(docs.to_list())
     matcher_docs = freeform.medqa_dataset(data_dir=root)["test"]
     assert matcher_docs[0]["judge"]["model"] is None
 
