@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "extract_choice": "lm_eval_medreason.answers",
+    "read_choice": "lm_eval_medreason.answers",
     "match_freeform": "lm_eval_medreason.freeform",
     "count_tokens": "lm_eval_medreason.tokens",
     "load_cases": "lm_eval_medreason.loaders",

@@ -5,7 +5,7 @@ Data flow per sample: ``<benchmark>_dataset`` loads and validates the cases,
 (the ``final-answer`` filter) turns each raw response into the extracted letter
 and its token count, and ``process_results`` turns that into the per-sample
 metrics ``acc``, ``output_tokens`` and ``no_answer``. With ``--log_samples``
-the raw response stays in ``resps`` and ``{"choice", "output_tokens"}`` in
+the raw response stays in ``resps`` and ``{"choice", "output_tokens", "rule", "span"}`` in
 ``filtered_resps``, as a JSON string (lm-eval writes filtered responses as strings).
 """
 
@@ -14,22 +14,34 @@ import logging
 
 from lm_eval.api.filter import Filter
 
-from lm_eval_medreason.answers import extract_choice
-from lm_eval_medreason.loaders import load_cases
+from lm_eval_medreason.answers import read_choice
+from lm_eval_medreason.loaders import load_cases_with_provenance
 from lm_eval_medreason.prompts import render_case
-from lm_eval_medreason.tokens import count_tokens, default_encoding
+from lm_eval_medreason.tokens import check_encoding, count_tokens
 from lm_eval_medreason.voting import vote_metrics
 
 log = logging.getLogger(__name__)
 
 def _dataset(benchmark: str):
-    """A ``custom_dataset`` hook for one benchmark; lm-eval passes ``--metadata`` (and model_args) as kwargs."""
+    """A ``custom_dataset`` hook for one benchmark; lm-eval passes the task's metadata (its YAML ``metadata``,
+    ``--metadata`` and model_args) as kwargs, when it builds the task, before any request.
+
+    So this is where scoring's needs are checked: the token encoding loads (else the run stops with one
+    line naming ``token_encoding``). The ``provenance`` dict of the task YAML's metadata arrives as the
+    task config's own object: filling it puts the sources and the sha256 of the cases into the results
+    file (``configs.<task>.metadata.provenance``)."""
 
     def load(**metadata):
         import datasets
 
-        encoding = metadata.get("token_encoding") or default_encoding()
-        cases = [{**case, "token_encoding": encoding} for case in load_cases(benchmark, metadata)]
+        encoding = check_encoding(metadata)
+        cases, provenance = load_cases_with_provenance(benchmark, metadata)
+        slot = metadata.get("provenance")
+        if slot is not None:  # None: called outside a task built from our YAML (tests, scripts)
+            if not isinstance(slot, dict) or slot:
+                raise ValueError("'provenance' is not a --metadata setting (each task records its own there); remove it")
+            slot.update(provenance)
+        cases = [{**case, "token_encoding": encoding} for case in cases]
         return datasets.DatasetDict({"test": datasets.Dataset.from_list(cases)})
 
     load.__name__ = load.__qualname__ = f"{benchmark}_dataset"
@@ -61,11 +73,15 @@ def prompt_longmonolog(doc: dict) -> str:
 
 
 def score_response(response: str, doc: dict) -> dict:
-    """The extracted letter of one raw response and the token count of all of it, reasoning included."""
+    """The extracted letter of one raw response, the token count of all of it (reasoning included), and how the
+    letter was read: the rule and the ``[start, end]`` span of the response it came from (``[None, None]`` for none)."""
     response = response or ""  # an API backend may return None for a failed request
+    reading = read_choice(response, doc["options"])
     return {
-        "choice": extract_choice(response, doc["options"]),
+        "choice": reading.letter,
         "output_tokens": count_tokens(response, doc.get("token_encoding")),
+        "rule": reading.rule,
+        "span": [reading.start, reading.end],
     }
 
 

@@ -154,6 +154,8 @@ FRAGMENTS = [
     "\\boxed{", "}", "\n", "\n\n", " ", "(", ")", "**", ":", "：", "A", "B", "C", "D", "E", "I", "J", "a",
     "Ｃ", "or", " or ", "vitamin A", "hepatitis B", "most likely diagnosis is ", "I'd go with ",
     "option ", " is correct.", '{"answer": "', '"}', "pulmonary embolism", "E. coli", "İ",
+    "So ", "→ ", "=> ", "wait, no: ", "strike that, ", "it must be ", "Had she been pregnant, ", " only if ",
+    "### Answer\n", "**C** – ", "a) ", "This fits ", "Meckel's diverticulum", " best.", "é", "? ",
 ]
 LETTERS = "ABCDEFGHIJ"
 responses = st.lists(st.one_of(st.text(max_size=12), st.sampled_from(FRAGMENTS)), max_size=25).map("".join)

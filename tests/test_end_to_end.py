@@ -6,7 +6,7 @@ import json
 import pytest
 
 from fake_openai import fake_chat_server
-from lm_eval_medreason.answers import extract_choice
+from lm_eval_medreason.answers import read_choice
 from lm_eval_medreason.generate_tasks import FOLDERS, GROUP_MEMBERS, STRATEGIES
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.tokens import count_tokens
@@ -36,7 +36,9 @@ def check_samples(task: str, samples: list[dict], data: dict) -> dict[str, float
         raw = sample["resps"][0][0]
         scored = json.loads(sample["filtered_resps"][0])
         options = {k: v for k, v in sample["doc"]["options"].items() if v is not None}
-        assert scored == {"choice": extract_choice(raw, options), "output_tokens": count_tokens(raw)}
+        reading = read_choice(raw, options)
+        assert scored == {"choice": reading.letter, "output_tokens": count_tokens(raw), "rule": reading.rule,
+                          "span": [reading.start, reading.end]}
         assert sample["output_tokens"] == count_tokens(raw)
         assert sample["acc"] == float(scored["choice"] == sample["target"])
         assert sample["no_answer"] == float(scored["choice"] is None)
