@@ -76,7 +76,7 @@ def fake_teacher(script, latency: float = 0.0, reasoning_tokens: int = 0, nagle:
         protocol_version = "HTTP/1.1"
         # TCP_NODELAY, as asyncio servers (uvicorn: vLLM, transformers serve) set it. http.server leaves
         # Nagle's algorithm on, and its two writes per reply (headers, body) then wait for the client's
-        # delayed ACK: ~40 ms more per request, which no real server adds.
+        # delayed ACK: a wait per request that no real server adds.
         disable_nagle_algorithm = not nagle
 
         def send_json(self, status, payload):
