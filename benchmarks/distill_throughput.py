@@ -32,8 +32,8 @@ def main() -> None:
                         help="the openai SDK's HTTP transport (medreason distill --http-client)")
     args = parser.parse_args()
 
-    from lm_eval_medreason import distill
-    from lm_eval_medreason.teacher import Teacher
+    from lm_eval_medreason.distillation import pipeline as distill
+    from lm_eval_medreason.distillation.teacher import Teacher
 
     server = subprocess.Popen([sys.executable, str(REPO / "tests" / "fake_teacher.py"), "--latency", str(args.latency),
                                *(["--nagle"] if args.nagle else [])],

@@ -61,7 +61,7 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from lm_eval_medreason.loaders import load_cases
+    from lm_eval_medreason.data.loaders import load_cases
     from lm_eval_medreason.prompts import render_case
     from synthetic import write_data_dir
     from tiny_model import build_tiny_model

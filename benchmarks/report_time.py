@@ -5,7 +5,7 @@ Writes 10 result folders shaped like `lm_eval --output_path OUT --log_samples` o
 and one samples JSONL per task, for JAMA (646 questions), Medbullets (308) and MedQA
 (1,273), each question with 32 raw responses of about 1,000 tokens in `resps`, their
 scored JSON in `filtered_resps`, the chat prompt in `arguments` and the per-question
-maj@k / pass@k (lm_eval_medreason.voting) as lm-eval logs them. That is about 3 GB,
+maj@k / pass@k (lm_eval_medreason.evaluation.voting) as lm-eval logs them. That is about 3 GB,
 like real runs. Then runs the console script on all 10 folders 3 times (the files are
 in the page cache after being written) and prints the median, the output files and
 their sizes. The data are synthetic because only the reading and the statistics are
@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from lm_eval_medreason.voting import VOTE_KS, vote_metrics
+from lm_eval_medreason.evaluation.voting import VOTE_KS, vote_metrics
 
 SIZES = {"jama": 646, "medbullets": 308, "medqa": 1273}
 SAMPLES = 32

@@ -4,7 +4,7 @@ Builds N realistic LongMonolog-style responses (about 1,000-1,500 tokens each,
 self-corrections, some inside ``<think>`` blocks, restated options, traps such
 as "vitamin A"), then times, side by side on the same texts:
   floor   tiktoken's own encode of every response (``encode_ordinary``)
-  ours    ``harness.score_response`` (extract_choice + count_tokens)
+  ours    ``hooks.score_response`` (extract_choice + count_tokens)
 and prints the medians over repeats and their ratio. Target: ratio at most 1.5.
 
     python benchmarks/scoring_throughput.py [--responses 10000] [--repeats 5]
@@ -15,7 +15,7 @@ import random
 import statistics
 import time
 
-from lm_eval_medreason.harness import score_response
+from lm_eval_medreason.evaluation.hooks import score_response
 from lm_eval_medreason.tokens import default_encoding, get_encoding
 
 OPTIONS = {

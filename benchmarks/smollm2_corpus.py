@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from lm_eval_medreason.loaders import load_file
+from lm_eval_medreason.data.loaders import load_file
 from lm_eval_medreason.prompts import render_case
 
 # The real benchmark files: $MEDREASON_DATA_DIR, else shared/data beside the checkout (as in tests/conftest.py).

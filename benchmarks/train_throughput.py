@@ -4,7 +4,7 @@ Both train the same LoRA adapter on the same model and data under the same accel
 DeepSpeed ZeRO-3 config, one process each, one at a time:
 
 (a) ``medreason train --recipe qwen2.5-32b-longmonolog ...`` (subprocess): recipe resolution,
-    data check, then ``lm_eval_medreason.sft`` under ``accelerate launch`` with its
+    data check, then ``lm_eval_medreason.finetuning.worker`` under ``accelerate launch`` with its
     ``PaddingTrackingSFTTrainer``; tokens/s = ``tokens / runtime_s`` of its train_summary.json.
 (b) a plain TRL script (written to a temporary file here; it imports nothing of ours) run by
     ``accelerate launch --config_file training/accelerate/zero3.yaml --num_processes 1
@@ -206,7 +206,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from lm_eval_medreason.training_data import read_sft_jsonl, token_lengths
+    from lm_eval_medreason.finetuning.data import read_sft_jsonl, token_lengths
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

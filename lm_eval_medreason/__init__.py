@@ -7,11 +7,11 @@ every Python start-up, so public names are resolved lazily on first use.
 __version__ = "0.1.0"
 
 _LAZY = {
-    "extract_choice": "lm_eval_medreason.answers",
-    "read_choice": "lm_eval_medreason.answers",
-    "match_freeform": "lm_eval_medreason.freeform",
+    "extract_choice": "lm_eval_medreason.evaluation.answers",
+    "read_choice": "lm_eval_medreason.evaluation.answers",
+    "match_freeform": "lm_eval_medreason.evaluation.freeform",
     "count_tokens": "lm_eval_medreason.tokens",
-    "load_cases": "lm_eval_medreason.loaders",
+    "load_cases": "lm_eval_medreason.data.loaders",
     "tasks_dir": "lm_eval_medreason.resources",
 }
 

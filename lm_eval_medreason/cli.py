@@ -12,7 +12,7 @@ def _tasks_dir(args: argparse.Namespace) -> int:
 
 
 def _data_validate(args: argparse.Namespace) -> int:
-    from lm_eval_medreason.loaders import describe, load_file
+    from lm_eval_medreason.data.loaders import describe, load_file
 
     cases = load_file(args.benchmark, args.path)
     print(describe(args.benchmark, args.path, cases))
@@ -22,7 +22,7 @@ def _data_validate(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lm_eval_medreason.report import make_report
+    from lm_eval_medreason.reporting.report import make_report
 
     make_report([Path(p) for p in args.results], Path(args.output), args.compare, args.bootstrap, args.seed)
     return 0
@@ -31,8 +31,8 @@ def _report(args: argparse.Namespace) -> int:
 def _distill(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lm_eval_medreason import distill
-    from lm_eval_medreason.teacher import Teacher, TeacherFatal, is_reasoning_model, scrub
+    from lm_eval_medreason.distillation import pipeline as distill
+    from lm_eval_medreason.distillation.teacher import Teacher, TeacherFatal, is_reasoning_model, scrub
 
     reasoning = True if args.reasoning_model else is_reasoning_model(args.model)
     max_tokens = args.max_tokens or (
@@ -51,7 +51,7 @@ def _distill(args: argparse.Namespace) -> int:
     try:
         make = Teacher
         if args.batch:
-            from lm_eval_medreason.teacher_batch import BatchTeacher as make
+            from lm_eval_medreason.distillation.batch import BatchTeacher as make
         teacher = make(
             args.model, base_url=args.base_url, concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm,
             max_retries=args.max_retries, timeout=args.timeout, max_tokens=max_tokens,
@@ -77,7 +77,7 @@ def _distill(args: argparse.Namespace) -> int:
               "again once fixed", file=sys.stderr)
         return 1
     except Exception as err:  # noqa: BLE001 - one scrubbed line, never a traceback with the key in it
-        from lm_eval_medreason.loaders import DataError
+        from lm_eval_medreason.data.loaders import DataError
 
         if isinstance(err, DataError):
             raise DataError(scrub(str(err))) from None
@@ -334,7 +334,7 @@ text, with the span the grader read marked >>>like this<<< (highlighted on a ter
 def _audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lm_eval_medreason.audit import run_audit
+    from lm_eval_medreason.reporting.audit import run_audit
 
     color = {"always": True, "never": False}.get(args.color, sys.stdout.isatty())
     print(run_audit([Path(p) for p in args.results], args.samples, args.seed, color))
@@ -357,18 +357,18 @@ def add_audit_parser(commands) -> None:
 
 
 def _benchmark_names() -> list[str]:
-    from lm_eval_medreason.loaders import BENCHMARKS
+    from lm_eval_medreason.data.loaders import BENCHMARKS
 
     return sorted(BENCHMARKS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lm_eval_medreason.loaders import DataError
-    from lm_eval_medreason.results import ReportError
+    from lm_eval_medreason.data.loaders import DataError
+    from lm_eval_medreason.reporting.logs import ReportError
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["train"]:
-        from lm_eval_medreason.train import main as train
+        from lm_eval_medreason.finetuning.launcher import main as train
 
         return train(argv[1:])
     args = build_parser().parse_args(argv)

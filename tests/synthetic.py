@@ -243,7 +243,7 @@ def write_data_dir(root: Path, n: int = 6, seed: int = 0) -> dict:
 
     Returns {"root": root, "paths": {file key: Path}, "ids": {benchmark: [case ids in
     load order]}, "gold": {benchmark: [gold letters in load order]}}. File keys are those
-    of lm_eval_medreason.sources.FILES; benchmark names those of loaders.BENCHMARKS.
+    of lm_eval_medreason.data.sources.FILES; benchmark names those of loaders.BENCHMARKS.
     """
     root = Path(root)
     rng = random.Random(seed)

@@ -1,11 +1,11 @@
-"""Tests for lm_eval_medreason.answers.extract_choice: one case per recognised form, trap and
+"""Tests for lm_eval_medreason.evaluation.answers.extract_choice: one case per recognised form, trap and
 refusal, plus properties over arbitrary text and option sets."""
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from lm_eval_medreason.answers import extract_choice
+from lm_eval_medreason.evaluation.answers import extract_choice
 
 CHEST = {
     "A": "Pulmonary embolism",

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lm_eval_medreason.answers import Reading, extract_choice, read_choice
-from lm_eval_medreason.harness import ScoreResponses, score_response
+from lm_eval_medreason.evaluation.answers import Reading, extract_choice, read_choice
+from lm_eval_medreason.evaluation.hooks import ScoreResponses, score_response
 
 CHEST = {"A": "Pulmonary embolism", "B": "Aortic dissection (AD)", "C": "Acute myocardial infarction",
          "D": "Tension pneumothorax"}

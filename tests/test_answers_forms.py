@@ -5,7 +5,7 @@ Each section has the readings a careful grader makes and the traps next to them.
 
 import pytest
 
-from lm_eval_medreason.answers import extract_choice
+from lm_eval_medreason.evaluation.answers import extract_choice
 
 ADRENAL = {"A": "Cushing syndrome", "B": "Primary hyperaldosteronism", "C": "Addison disease", "D": "Pheochromocytoma"}
 BLEED = {"A": "Intussusception", "B": "Meckel diverticulum", "C": "Volvulus", "D": "Pyloric stenosis"}

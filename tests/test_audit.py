@@ -23,7 +23,7 @@ REPLIES = (
 
 def scripted(data_root: str):
     """answer(prompt) for the fake server, and the rule each case's reply must be read by."""
-    from lm_eval_medreason.loaders import load_cases
+    from lm_eval_medreason.data.loaders import load_cases
 
     replies, rules = {}, {}
     for i, case in enumerate(load_cases("medqa", {"data_dir": data_root})):

@@ -29,7 +29,7 @@ LIST_OURS = (
 
 
 def test_task_manager_sees_our_groups_without_include_path():
-    from lm_eval_medreason.generate_tasks import expected_files
+    from lm_eval_medreason.evaluation.tasks import expected_files
 
     groups = [name[1:-5] for name in expected_files() if name.startswith("_medreason_") and name.endswith(".yaml")]
     assert len(groups) >= 8

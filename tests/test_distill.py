@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from fake_teacher import Fault, correct_trace, fake_teacher
-from lm_eval_medreason import distill
 from lm_eval_medreason.cli import main
-from lm_eval_medreason.loaders import load_cases
+from lm_eval_medreason.data.loaders import load_cases
+from lm_eval_medreason.distillation import pipeline as distill
+from lm_eval_medreason.distillation.selection import ContaminationGuard, judge_trace, normalise_final_line
+from lm_eval_medreason.distillation.store import read_lines
+from lm_eval_medreason.distillation.teacher import Teacher, TeacherError, TokenBucket, scrub
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.resources import prompts_dir
-from lm_eval_medreason.selection import ContaminationGuard, judge_trace, normalise_final_line
-from lm_eval_medreason.teacher import Teacher, TeacherError, TokenBucket, scrub
-from lm_eval_medreason.trace_store import read_lines
 from synthetic import write_data_dir, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fake_teacher import Fault, correct_trace, fake_teacher
 from lm_eval_medreason.cli import main
-from lm_eval_medreason.trace_store import read_lines
+from lm_eval_medreason.distillation.store import read_lines
 from synthetic import write_jsonl
 from test_distill import KEY, cases, distill_args, gold_of, outcomes
 
@@ -109,7 +109,7 @@ def test_killed_batch_run_resumes_the_submitted_batches(tmp_path):
 def test_a_request_asked_while_a_batch_is_in_flight_goes_out_in_the_next_batch():
     import asyncio
 
-    from lm_eval_medreason.teacher_batch import BatchTeacher
+    from lm_eval_medreason.distillation.batch import BatchTeacher
 
     async def ask_late(url, server):
         async with BatchTeacher("teacher", base_url=url, max_retries=0) as teacher:

@@ -16,8 +16,8 @@ import pytest
 from fake_teacher import Fault, correct_trace, fake_teacher
 from lm_eval_medreason import locks
 from lm_eval_medreason.cli import build_parser, main
-from lm_eval_medreason.teacher import Teacher
-from lm_eval_medreason.trace_store import read_lines
+from lm_eval_medreason.distillation.store import read_lines
+from lm_eval_medreason.distillation.teacher import Teacher
 from synthetic import write_jsonl
 from test_distill import KEY, cases, distill_args, gold_of, outcomes
 

@@ -5,7 +5,7 @@ exactly once and with a reason; nothing is kept."""
 import pytest
 
 from lm_eval_medreason.cli import main
-from lm_eval_medreason.trace_store import read_lines
+from lm_eval_medreason.distillation.store import read_lines
 from synthetic import write_jsonl
 from test_distill import cases
 from test_judge import transformers_server  # noqa: F401 - the fixture

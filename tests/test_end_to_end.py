@@ -6,8 +6,8 @@ import json
 import pytest
 
 from fake_openai import fake_chat_server
-from lm_eval_medreason.answers import read_choice
-from lm_eval_medreason.generate_tasks import FOLDERS, GROUP_MEMBERS, STRATEGIES
+from lm_eval_medreason.evaluation.answers import read_choice
+from lm_eval_medreason.evaluation.tasks import FOLDERS, GROUP_MEMBERS, STRATEGIES
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.tokens import count_tokens
 from lm_eval_run import printed_value, read_results, run_lm_eval
@@ -88,7 +88,7 @@ REPLIES = (
 def scripted_answers(data: dict):
     """Replies in the forms models emit: all right on MedQA, every 2nd on Medbullets, one in four on
     JAMA, whose first case gets a refusal. Returns answer(prompt) for the fake server."""
-    from lm_eval_medreason.loaders import load_cases
+    from lm_eval_medreason.data.loaders import load_cases
 
     replies = {}
     for benchmark, is_right in (("medqa", lambda i: True), ("medbullets", lambda i: i % 2 == 0), ("jama", lambda i: i % 3 == 1)):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lm_eval_medreason.freeform import (
+from lm_eval_medreason.evaluation.freeform import (
     GradeFreeform,
     abbreviations_defined,
     answers_match,
@@ -354,7 +354,7 @@ def test_a_defined_abbreviation_names_what_the_response_defined():
 
 
 def test_every_synonym_names_its_source_and_one_disease():
-    from lm_eval_medreason import freeform
+    from lm_eval_medreason.evaluation import freeform
 
     rows = [line.split("\t") for line in freeform._SYNONYMS_FILE.read_text(encoding="utf-8").splitlines()
             if line and not line.startswith(("#", "concept\t"))]
@@ -376,7 +376,7 @@ def test_every_synonym_names_its_source_and_one_disease():
     ],
 )
 def test_a_bad_synonym_row_is_a_one_line_error(tmp_path, monkeypatch, row, error):
-    from lm_eval_medreason import freeform
+    from lm_eval_medreason.evaluation import freeform
 
     path = tmp_path / "synonyms.tsv"
     path.write_text(f"DOID:1\tKawasaki's disease\tDO label DOID:1\n{row}\n", encoding="utf-8")
@@ -395,7 +395,7 @@ def test_the_wheel_ships_the_synonyms():
     from hatchling.builders.wheel import WheelBuilder
 
     shipped = {f.distribution_path for f in WheelBuilder(str(Path(__file__).resolve().parents[1])).recurse_included_files()}
-    assert "lm_eval_medreason/synonyms.tsv" in shipped
+    assert "lm_eval_medreason/evaluation/synonyms.tsv" in shipped
 
 
 def test_answer_after_reasoning_block_counts():
@@ -482,7 +482,7 @@ def test_judge_settings_from_metadata_then_environment(clean_env, monkeypatch):
 
 def test_dataset_hooks_add_judge_settings_but_no_key(synthetic_data, clean_env, monkeypatch):
     from fake_openai import fake_chat_server
-    from lm_eval_medreason import freeform, harness
+    from lm_eval_medreason.evaluation import freeform, hooks as harness
 
     monkeypatch.setenv("MEDREASON_JUDGE_API_KEY", "sk-never-logged")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-logged-either")
@@ -501,7 +501,7 @@ def test_dataset_hooks_add_judge_settings_but_no_key(synthetic_data, clean_env, 
 
 
 def test_matcher_grading_and_metrics(synthetic_data, clean_env):
-    from lm_eval_medreason.freeform import medqa_dataset
+    from lm_eval_medreason.evaluation.freeform import medqa_dataset
 
     docs = medqa_dataset(data_dir=str(synthetic_data["root"]))["test"].to_list()[:3]
     responses = [
@@ -539,7 +539,7 @@ def test_real_gold_answers_match_themselves_and_no_distractor(shared_data):
     """On the real MedQA and Medbullets files: a response naming the gold text verbatim is right, and
     naming any other option of the same question is wrong (order-, abbreviation- and hedge-rules
     must not merge two options)."""
-    from lm_eval_medreason.loaders import load_cases
+    from lm_eval_medreason.data.loaders import load_cases
 
     pairs = 0
     for benchmark in ("medqa", "medqa_op5", "medbullets", "medbullets_op4"):

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from fake_openai import Reply, fake_chat_server
-from lm_eval_medreason.loaders import load_cases
+from lm_eval_medreason.data.loaders import load_cases
 from lm_eval_medreason.prompts import render
 from lm_eval_medreason.tokens import count_tokens
 from lm_eval_run import printed_value, read_results, run_lm_eval

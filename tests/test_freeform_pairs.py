@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_medreason import freeform
-from lm_eval_medreason.freeform import match_freeform
+from lm_eval_medreason.evaluation import freeform
+from lm_eval_medreason.evaluation.freeform import match_freeform
 
 REPO = Path(__file__).resolve().parents[1]
 PAIRS_FILE = REPO / "tests" / "data" / "freeform_pairs.jsonl"
@@ -53,7 +53,7 @@ def test_precision_is_one_and_the_documented_figures_are_the_measured_ones(recor
     assert figures.startswith(f"precision 1.00 (0 of {len(WRONG)} wrong answers accepted)"), figures
     readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
     docstring = " ".join(freeform.__doc__.split())
-    for where, text in (("lm_eval_medreason/freeform.py docstring", docstring), ("README.md", readme)):
+    for where, text in (("lm_eval_medreason/evaluation/freeform.py docstring", docstring), ("README.md", readme)):
         missed = [p["id"] for p in RIGHT if not match_freeform(p["response"], p["gold"])]
         assert figures in text and "freeform_pairs.jsonl" in text, f"{where} must state: {figures} (missed: {missed})"
 

@@ -2,13 +2,13 @@
 
 import yaml
 
-from lm_eval_medreason.generate_tasks import FOLDERS, STRATEGIES, expected_files
+from lm_eval_medreason.evaluation.tasks import FOLDERS, STRATEGIES, expected_files
 from lm_eval_medreason.resources import prompts_dir, tasks_dir
 
 
 def test_task_files_are_up_to_date():
     stale = [path for path, text in expected_files().items() if (tasks_dir() / path).read_text(encoding="utf-8") != text]
-    assert not stale, f"run `python -m lm_eval_medreason.generate_tasks` to regenerate {stale}"
+    assert not stale, f"run `python -m lm_eval_medreason.evaluation.tasks` to regenerate {stale}"
 
 
 def test_no_unknown_task_files():
@@ -27,8 +27,8 @@ def test_every_benchmark_and_strategy_has_a_task_with_a_budget_and_a_prompt():
                 assert config["task"] == f"{benchmark}_{strategy}"
                 assert config["generation_kwargs"]["max_gen_toks"] == budget
                 assert config["generation_kwargs"]["until"] == []
-                assert config["doc_to_text"].endswith(f"harness.prompt_{strategy}")
-                assert config["custom_dataset"].endswith(f"harness.{benchmark}_dataset")
+                assert config["doc_to_text"].endswith(f"evaluation.hooks.prompt_{strategy}")
+                assert config["custom_dataset"].endswith(f"evaluation.hooks.{benchmark}_dataset")
                 assert (prompts_dir() / f"eval_{strategy}.j2").is_file()
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_medreason.answers import extract_choice
-from lm_eval_medreason.loaders import load_file
+from lm_eval_medreason.data.loaders import load_file
+from lm_eval_medreason.evaluation.answers import extract_choice
 
 CORPUS = Path(__file__).parent / "data" / "grading"
 THRESHOLD = 0.98

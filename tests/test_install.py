@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_medreason.generate_tasks import STRATEGIES
+from lm_eval_medreason.evaluation.tasks import STRATEGIES
 from lm_eval_run import read_results, run_lm_eval
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from fake_openai import Reply, fake_chat_server
-from lm_eval_medreason.freeform import GradeFreeform, medqa_dataset, process_results
-from lm_eval_medreason.judge import PING, REPAIR, Judge, Verdict, parse_verdict, resolve_api_key
+from lm_eval_medreason.evaluation.freeform import GradeFreeform, medqa_dataset, process_results
+from lm_eval_medreason.evaluation.judge import PING, REPAIR, Judge, Verdict, parse_verdict, resolve_api_key
 
 QUESTION = "A 30-year-old woman has a malar rash and anti-dsDNA antibodies. Which of the following is the most likely diagnosis?"
 GOLD = "Systemic lupus erythematosus"
@@ -181,7 +181,7 @@ def test_verdicts_are_cached_on_disk_and_errors_are_not(tmp_path):
 
 
 def test_default_cache_location(monkeypatch, tmp_path):
-    from lm_eval_medreason.judge import default_cache_dir
+    from lm_eval_medreason.evaluation.judge import default_cache_dir
 
     monkeypatch.delenv("MEDREASON_JUDGE_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -203,7 +203,7 @@ def unwritable(path: Path) -> Path:
 def test_cache_write_failure_is_warned_once_and_verdicts_are_kept_in_memory(tmp_path, caplog):
     with fake_chat_server(lambda prompt: "Verdict: CORRECT") as (url, requests):
         judge = Judge("judge", base_url=sdk_url(url), cache_dir=unwritable(tmp_path / "full" / "cache"), max_retries=0)
-        with caplog.at_level(logging.WARNING, logger="lm_eval_medreason.judge"):
+        with caplog.at_level(logging.WARNING, logger="lm_eval_medreason.evaluation.judge"):
             verdicts = [judge.grade(QUESTION, GOLD, answer) for answer in ("SLE", "Lupus", "Systemic lupus")]
             again = judge.grade(QUESTION, GOLD, "SLE")
     assert verdicts == [Verdict(True)] * 3
@@ -221,10 +221,10 @@ def test_cache_that_breaks_after_the_preflight_never_stops_the_filter(synthetic_
         cache = tmp_path / "cache"
         shutil.rmtree(cache)
         cache.write_text("no longer a folder")
-        with caplog.at_level(logging.WARNING, logger="lm_eval_medreason.judge"):
+        with caplog.at_level(logging.WARNING, logger="lm_eval_medreason.evaluation.judge"):
             graded = [json.loads(f[0]) for f in GradeFreeform().apply([[f"Final answer: Gout {i}"] for i in range(4)], docs)]
     assert [g["correct"] for g in graded] == [False] * 4 and not any(g["judge_error"] for g in graded)
-    assert len([r for r in caplog.records if r.name == "lm_eval_medreason.judge"]) == 1
+    assert len([r for r in caplog.records if r.name == "lm_eval_medreason.evaluation.judge"]) == 1
 
 
 KEY = "sk-test-0123456789abcdefSECRET"

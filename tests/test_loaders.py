@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lm_eval_medreason import loaders, sources
-from lm_eval_medreason.loaders import BENCHMARKS, DataError, describe, load_cases, load_file
+from lm_eval_medreason.data import loaders, sources
+from lm_eval_medreason.data.loaders import BENCHMARKS, DataError, describe, load_cases, load_file
 from synthetic import (
     JAMA_COLUMNS,
     jama_link,
@@ -408,7 +408,7 @@ def test_file_setting_naming_a_folder_and_dir_setting_naming_a_file(tmp_path):
 def test_data_dir_without_the_file_falls_back_to_the_default(tmp_path, caplog):
     empty = tmp_path / "empty"
     empty.mkdir()
-    with caplog.at_level(logging.INFO, logger="lm_eval_medreason.sources"):
+    with caplog.at_level(logging.INFO, logger="lm_eval_medreason.data.sources"):
         source = sources.resolve("medbullets", {"data_dir": str(empty)})
     assert (source.kind, source.setting) == ("url", "default")
     assert source.location == sources.FILES["medbullets"].url
@@ -666,7 +666,7 @@ def test_loaders_module_is_import_light():
     import subprocess
     import sys
 
-    code = "import sys, lm_eval_medreason.loaders; print('datasets' in sys.modules)"
+    code = "import sys, lm_eval_medreason.data.loaders; print('datasets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
     assert loaders.DataError is sources.DataError and issubclass(DataError, ValueError)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_medreason.generate_tasks import STRATEGIES
+from lm_eval_medreason.evaluation.tasks import STRATEGIES
 from lm_eval_medreason.prompts import render, render_case
 from lm_eval_medreason.tokens import TokenEncodingError, check_encoding, count_tokens, get_encoding
 
@@ -56,7 +56,7 @@ def test_encoding_comes_from_the_environment(monkeypatch):
 
 
 def test_encoding_comes_from_metadata_and_travels_with_each_doc(synthetic_data, clean_env, monkeypatch):
-    from lm_eval_medreason.harness import medqa_dataset, score_response
+    from lm_eval_medreason.evaluation.hooks import medqa_dataset, score_response
 
     monkeypatch.setenv("MEDREASON_TOKEN_ENCODING", "no_such_encoding")  # --metadata wins over the environment
     docs = medqa_dataset(data_dir=str(synthetic_data["root"]), token_encoding="cl100k_base", pretrained="x")["test"]
@@ -66,7 +66,7 @@ def test_encoding_comes_from_metadata_and_travels_with_each_doc(synthetic_data, 
 
 def test_a_bad_encoding_stops_the_task_when_it_is_built(synthetic_data, clean_env):
     """Before any response is generated: lm-eval builds the task with this hook, then sends requests."""
-    from lm_eval_medreason.harness import medqa_dataset
+    from lm_eval_medreason.evaluation.hooks import medqa_dataset
 
     with pytest.raises(TokenEncodingError) as err:
         medqa_dataset(data_dir=str(synthetic_data["root"]), token_encoding="no_such_encoding")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from fake_openai import fake_chat_server
-from lm_eval_medreason import sources
-from lm_eval_medreason.loaders import load_cases, load_cases_with_provenance
+from lm_eval_medreason.data import sources
+from lm_eval_medreason.data.loaders import load_cases, load_cases_with_provenance
 from lm_eval_run import read_results, run_lm_eval
 from synthetic import medbullets_columns, medbullets_rows, medqa_rows, write_csv, write_jsonl
 
@@ -186,7 +186,7 @@ def test_lm_eval_results_record_each_tasks_provenance(synthetic_data, tmp_path):
 
 
 def test_provenance_is_not_a_metadata_setting(synthetic_data):
-    from lm_eval_medreason.harness import medqa_dataset
+    from lm_eval_medreason.evaluation.hooks import medqa_dataset
 
     shared = {}  # what a user's --metadata '{"provenance": {}}' becomes: one object for every task
     medqa_dataset(data_dir=str(synthetic_data["root"]), provenance=shared)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fake_openai import fake_chat_server
-from lm_eval_medreason.loaders import load_cases
+from lm_eval_medreason.data.loaders import load_cases
 from lm_eval_medreason.resources import tasks_dir
 from lm_eval_run import run_lm_eval
 from synthetic import write_data_dir
@@ -185,8 +185,8 @@ def test_figures_are_pngs_of_the_documented_size(reported):
 
 @pytest.mark.skipif(not HAS_MAJ, reason="no *_maj tasks in this checkout yet (tasks/*/*_maj.yaml)")
 def test_figure3_curve_equals_hand_computation(out):
-    from lm_eval_medreason.report import build_rows, figure3_data
-    from lm_eval_medreason.results import load_runs
+    from lm_eval_medreason.reporting.logs import load_runs
+    from lm_eval_medreason.reporting.report import build_rows, figure3_data
 
     rows, _ = build_rows(load_runs([out]))
     points = figure3_data(rows)
@@ -430,8 +430,8 @@ def test_nonsense_numbers_are_one_line_errors_before_anything_is_read(option, va
 
 
 def test_make_report_refuses_bootstrap_settings_before_reading(tmp_path):
-    from lm_eval_medreason.report import make_report
-    from lm_eval_medreason.results import ReportError
+    from lm_eval_medreason.reporting.logs import ReportError
+    from lm_eval_medreason.reporting.report import make_report
 
     with pytest.raises(ReportError, match=r"^bootstrap settings: n_resamples must be a whole number of at least 1, "
                                           r"got 0$"):
@@ -442,7 +442,7 @@ def test_make_report_refuses_bootstrap_settings_before_reading(tmp_path):
 
 
 def test_model_name_from_model_args():
-    from lm_eval_medreason.results import model_name
+    from lm_eval_medreason.reporting.logs import model_name
 
     folder = Path("/out/some__folder")
     assert model_name({"config": {"model_args": {"pretrained": "Qwen/Qwen2.5-7B-Instruct", "dtype": "bf16"}}}, folder) == "Qwen/Qwen2.5-7B-Instruct"
@@ -455,7 +455,7 @@ def test_model_name_from_model_args():
 def test_sample_lines_are_read_without_their_responses_but_exactly():
     """The fast path (cutting out `arguments` and `resps`) gives what a full parse gives, even when a response
     quotes the key names and the doc has a nested key called `arguments`."""
-    from lm_eval_medreason.results import _parse_sample
+    from lm_eval_medreason.reporting.logs import _parse_sample
 
     tricky = 'text with , "filtered_resps": [] and , "arguments": {} and \\"quotes\\" inside'
     for doc in ({"id": "1", "meta": {"step": "step1"}}, {"id": "2", "meta": {"field": "Neurology", "arguments": {"x": 1}}}):

@@ -5,7 +5,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from lm_eval_medreason import stats
+from lm_eval_medreason.reporting import stats
 
 
 def binary(n: int, p: float, seed: int) -> np.ndarray:

@@ -16,12 +16,12 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from lm_eval_medreason.adapters import check_adapter
-from lm_eval_medreason.answers import extract_choice
-from lm_eval_medreason.loaders import load_cases
+from lm_eval_medreason.data.loaders import load_cases
+from lm_eval_medreason.evaluation.answers import extract_choice
+from lm_eval_medreason.finetuning.adapters import check_adapter
+from lm_eval_medreason.finetuning.data import read_sft_jsonl, token_lengths
+from lm_eval_medreason.finetuning.launcher import CPU_FLAGS
 from lm_eval_medreason.prompts import render_case
-from lm_eval_medreason.train import CPU_FLAGS
-from lm_eval_medreason.training_data import read_sft_jsonl, token_lengths
 from lm_eval_run import read_results, run_lm_eval
 from synthetic import write_data_dir
 
@@ -122,7 +122,7 @@ def test_labels_cover_only_the_assistant_turn(one_process, tiny_model):
     """The collated batch that training sees: the labels are the assistant turn (and its end-of-turn), nothing else."""
     from transformers import AutoTokenizer
 
-    from lm_eval_medreason.sft import build_trainer, make_parser
+    from lm_eval_medreason.finetuning.worker import build_trainer, make_parser
 
     settings = yaml.safe_load((one_process["output"] / "medreason_train.yaml").read_text())
     del settings["ddp_backend"]  # in this process, without accelerate: no process group

@@ -8,10 +8,10 @@ import yaml
 import torch
 from safetensors.torch import save_file
 
-from lm_eval_medreason.adapters import AdapterError, check_adapter
-from lm_eval_medreason.recipes import RecipeError, load_recipe, recipe_names
-from lm_eval_medreason import train
-from lm_eval_medreason.train import CPU_FLAGS, TrainError, eval_commands, main, plan, resolve
+from lm_eval_medreason.finetuning import launcher as train
+from lm_eval_medreason.finetuning.adapters import AdapterError, check_adapter
+from lm_eval_medreason.finetuning.launcher import CPU_FLAGS, TrainError, eval_commands, main, plan, resolve
+from lm_eval_medreason.finetuning.recipes import RecipeError, load_recipe, recipe_names
 
 MODELS = {"qwen2.5-32b": "Qwen/Qwen2.5-32B-Instruct", "qwen2.5-72b": "Qwen/Qwen2.5-72B-Instruct",
           "llama3.1-70b": "meta-llama/Llama-3.1-70B-Instruct"}
@@ -77,7 +77,7 @@ def test_dry_run_resolves_recipe_command_line_and_derived_settings(tiny_model, s
     assert out.startswith("medreason train: 4 examples, ") and f"({sft} line 3), max_length 8192\n" in out
     command = next(line for line in out.splitlines() if "accelerate.commands.launch" in line)
     assert "training/accelerate/zero3.yaml --num_processes 4 --mixed_precision bf16 --num_machines 2 " in command
-    assert command.endswith(f"-m lm_eval_medreason.sft --config {tmp_path / 'run' / 'medreason_train.yaml'}")
+    assert command.endswith(f"-m lm_eval_medreason.finetuning.worker --config {tmp_path / 'run' / 'medreason_train.yaml'}")
 
 
 @pytest.mark.parametrize(
@@ -285,7 +285,7 @@ def test_the_recorded_values_cannot_be_set(key, tiny_model, sft, tmp_path, capsy
 
 def test_each_worker_checks_the_launch_against_the_record(sft, tmp_path):
     """The backstop in every process: another process count, or a data file changed after the check, is refused."""
-    from lm_eval_medreason.sft import LaunchMismatch, MedreasonArguments, check_launch
+    from lm_eval_medreason.finetuning.worker import LaunchMismatch, MedreasonArguments, check_launch
 
     digest = hashlib.sha256(sft.read_bytes()).hexdigest()
     record = MedreasonArguments(data=str(sft), num_processes=2, data_sha256=digest)
@@ -301,7 +301,7 @@ def test_each_worker_checks_the_launch_against_the_record(sft, tmp_path):
 def test_without_the_train_extra_the_error_says_what_to_install(monkeypatch, capsys):
     import importlib.util
 
-    from lm_eval_medreason import train
+    from lm_eval_medreason.finetuning import launcher as train
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
@@ -312,7 +312,7 @@ def test_without_the_train_extra_the_error_says_what_to_install(monkeypatch, cap
 
 
 def test_a_checkpoint_cut_short_is_passed_over(tmp_path):
-    from lm_eval_medreason.sft import last_checkpoint
+    from lm_eval_medreason.finetuning.worker import last_checkpoint
 
     assert last_checkpoint(str(tmp_path / "none")) is None
     for step, state in ((5, "{}"), (10, '{"global_step": 1'), (15, None)):
@@ -325,7 +325,7 @@ def test_a_checkpoint_cut_short_is_passed_over(tmp_path):
 def test_a_folder_where_a_training_still_runs_is_refused(tiny_model, sft, tmp_path, capsys):
     import os
 
-    from lm_eval_medreason.sft import lock_output_dir
+    from lm_eval_medreason.finetuning.worker import lock_output_dir
 
     held = lock_output_dir(str(tmp_path / "run"))  # as the workers of a run whose launcher alone was killed
     status, _, err = run_main(capsys, "--recipe", "qwen2.5-32b-cot", "--data", sft, "--output-dir", tmp_path / "run",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lm_eval_medreason.voting import maj_at_k, pass_at_k, vote_metrics
+from lm_eval_medreason.evaluation.voting import maj_at_k, pass_at_k, vote_metrics
 
 
 def brute_force_maj(votes, gold, k) -> Fraction:

@@ -14,11 +14,11 @@ import logging
 
 from lm_eval.api.filter import Filter
 
-from lm_eval_medreason.answers import read_choice
-from lm_eval_medreason.loaders import load_cases_with_provenance
+from lm_eval_medreason.data.loaders import load_cases_with_provenance
+from lm_eval_medreason.evaluation.answers import read_choice
+from lm_eval_medreason.evaluation.voting import vote_metrics
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.tokens import check_encoding, count_tokens
-from lm_eval_medreason.voting import vote_metrics
 
 log = logging.getLogger(__name__)
 

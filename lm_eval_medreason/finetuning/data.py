@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from lm_eval_medreason.loaders import DataError, iter_jsonl
+from lm_eval_medreason.data.loaders import DataError, iter_jsonl
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 

@@ -188,7 +188,7 @@ class Teacher:
 
         self.pool = None
         if self.processes > 1:
-            from lm_eval_medreason.teacher_pool import ProcessPool
+            from lm_eval_medreason.distillation.pool import ProcessPool
 
             self.pool = ProcessPool(self.processes, self.config())
 

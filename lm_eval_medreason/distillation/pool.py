@@ -18,7 +18,7 @@ import multiprocessing
 import signal
 import threading
 
-from lm_eval_medreason.teacher import Teacher, TeacherError, TeacherFatal, _one_line
+from lm_eval_medreason.distillation.teacher import Teacher, TeacherError, TeacherFatal, _one_line
 
 
 class ProcessPool:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_medreason import stats
-from lm_eval_medreason.results import BENCHMARKS, STRATEGIES, STUDY_BENCHMARKS, ReportError, Run, TaskSamples, load_runs
+from lm_eval_medreason.reporting import stats
+from lm_eval_medreason.reporting.logs import BENCHMARKS, STRATEGIES, STUDY_BENCHMARKS, ReportError, Run, TaskSamples, load_runs
 
 TITLES = {"jama": "JAMA", "medbullets": "Medbullets", "medqa": "MedQA", "jama_full": "JAMA (all)",
           "medbullets_op4": "Medbullets (4 opt.)", "medqa_op5": "MedQA (5 opt.)"}
@@ -347,7 +347,7 @@ def agreement_markdown(records: list[dict]) -> str:
 def make_report(paths: list[Path], output: Path, compare_pairs: list[list[str]] | None = None,
                 n_resamples: int = stats.N_RESAMPLES, seed: int = stats.SEED, echo=print) -> dict[str, Path]:
     """Read the runs under ``paths`` and write every table and figure into ``output``; returns name -> path."""
-    from lm_eval_medreason import figures
+    from lm_eval_medreason.reporting import figures
 
     try:
         stats.check_settings(n_resamples)

@@ -38,10 +38,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lm_eval_medreason import selection
-from lm_eval_medreason.sources import DataError
-from lm_eval_medreason.teacher import Teacher, TeacherError, scrub
-from lm_eval_medreason.trace_store import dropped_path
+from lm_eval_medreason.data.sources import DataError
+from lm_eval_medreason.distillation import selection
+from lm_eval_medreason.distillation.store import dropped_path
+from lm_eval_medreason.distillation.teacher import Teacher, TeacherError, scrub
 
 STYLES = {
     "longstep": ("teacher_longstep.j2",),
@@ -78,7 +78,7 @@ class Options:
 
 def load_inputs(spec: str, metadata: dict | None = None) -> list[dict]:
     """Cases from a named train split (``medqa-train``, ``jama-train``) or a case-schema JSONL file."""
-    from lm_eval_medreason import loaders
+    from lm_eval_medreason.data import loaders
 
     if spec in NAMED_INPUTS:
         return loaders.load_cases(NAMED_INPUTS[spec], metadata)
@@ -90,7 +90,7 @@ def load_inputs(spec: str, metadata: dict | None = None) -> list[dict]:
 
 def contamination_guard(options: Options) -> selection.ContaminationGuard:
     """The guard over the evaluation benchmarks' questions, loaded by the same loaders as the tasks."""
-    from lm_eval_medreason.loaders import load_cases
+    from lm_eval_medreason.data.loaders import load_cases
 
     questions = []
     for benchmark in options.eval_benchmarks:
@@ -207,7 +207,7 @@ def plan(options: Options, items: list, settings: dict) -> Plan:
     A DataError when an input case's id is in the output with another question, options or answer, or when
     cases were dropped with other settings and ``retry_dropped`` is off.
     """
-    from lm_eval_medreason.trace_store import read_lines
+    from lm_eval_medreason.distillation.store import read_lines
 
     output = options.output
     kept = {r.get("source_id"): r for r in read_lines(output)}
@@ -378,8 +378,8 @@ def prepare(options: Options, teacher: Teacher):
 
 def run(options: Options, teacher: Teacher) -> dict:
     """Distill; returns the statistics it prints. Safe to interrupt and re-run (see trace_store)."""
+    from lm_eval_medreason.distillation.store import TraceStore
     from lm_eval_medreason.locks import Busy, hold
-    from lm_eval_medreason.trace_store import TraceStore
 
     try:
         lock = hold(lock_path(options.output))
@@ -412,7 +412,7 @@ def run(options: Options, teacher: Teacher) -> dict:
 
 def summarise(options: Options, job: Run, store, total: int, todo: Plan) -> dict:
     """The statistics of the run, all files included (earlier runs too)."""
-    from lm_eval_medreason.trace_store import read_lines
+    from lm_eval_medreason.distillation.store import read_lines
 
     kept = read_lines(store.output)
     records = read_lines(store.dropped)
@@ -444,6 +444,6 @@ def format_stats(stats: dict, output: Path) -> str:
 
 def dry_run(options: Options, teacher: Teacher, price_input: float | None, price_output: float | None) -> str:
     """What a run would send: requests, estimated tokens and cost; sends nothing (see ``distill_estimate``)."""
-    from lm_eval_medreason.distill_estimate import estimate
+    from lm_eval_medreason.distillation.estimate import estimate
 
     return estimate(options, teacher, price_input, price_output)

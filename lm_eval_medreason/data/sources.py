@@ -24,7 +24,7 @@ paths looked at and says how to obtain the file. Other metadata keys (lm-eval
 merges ``model_args`` such as ``pretrained`` into it) are ignored.
 
 Downloads go through ``datasets`` (cached under the Hugging Face cache), imported
-only when needed so that ``import lm_eval_medreason.loaders`` stays cheap.
+only when needed so that ``import lm_eval_medreason.data.loaders`` stays cheap.
 """
 
 from __future__ import annotations

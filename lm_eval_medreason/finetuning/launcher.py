@@ -4,7 +4,7 @@ The recipe (``training/recipes``), then the command line's SFTConfig / ModelConf
 then the derived values (gradient accumulation from the effective batch size and the
 processes; the processes, the machines and the data file's sha256 as launched) are merged
 into one file, ``OUTPUT_DIR/medreason_train.yaml``, which is the whole record of the run
-and what every process reads (``lm_eval_medreason.sft``). Everything that would make the run
+and what every process reads (``lm_eval_medreason.finetuning.worker``). Everything that would make the run
 fail or differ from its record is refused here, before anything is launched. After training:
 the ``lm_eval`` commands that evaluate the adapter and, with ``--merge``, full weights for serving.
 """
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import yaml
 
-from lm_eval_medreason.loaders import DataError
-from lm_eval_medreason.recipes import RecipeError, load_recipe, recipe_names
+from lm_eval_medreason.data.loaders import DataError
+from lm_eval_medreason.finetuning.data import fingerprint
+from lm_eval_medreason.finetuning.recipes import RecipeError, load_recipe, recipe_names
 from lm_eval_medreason.resources import training_dir
-from lm_eval_medreason.training_data import fingerprint
 
 OWN_KEYS = ("data", "strategy", "effective_batch_size")
 RECORDED_KEYS = ("num_processes", "num_machines", "data_sha256")  # written by medreason train, never set
@@ -136,7 +136,7 @@ def plan(argv: list[str]) -> Plan:
     args, field_args = parser.parse_known_args(own_argv)
     recipe, recipe_file = load_recipe(args.recipe)
 
-    from lm_eval_medreason.sft import CONFIG_FILE, FolderBusy, lock_output_dir, make_parser
+    from lm_eval_medreason.finetuning.worker import CONFIG_FILE, FolderBusy, lock_output_dir, make_parser
 
     field_parser = make_parser()
     unknown = sorted(set(recipe) - {a.dest for a in field_parser._actions})
@@ -196,7 +196,7 @@ def plan(argv: list[str]) -> Plan:
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(args.accelerate_config),
         "--num_processes", str(num_processes), "--mixed_precision", precision,
         *_default_port(launch), *accelerate_args,
-        "-m", "lm_eval_medreason.sft", "--config", str(config_file),
+        "-m", "lm_eval_medreason.finetuning.worker", "--config", str(config_file),
     ]
     return Plan(settings, config_file, command, output_dir, num_processes, launch.num_machines, launch.machine_rank,
                 dtype="bfloat16" if resolved.bf16 else "float32", lora_r=resolved.lora_r,
@@ -205,7 +205,7 @@ def plan(argv: list[str]) -> Plan:
 
 def _check_same_run(config_file: Path, settings: dict) -> None:
     """Resuming continues the run in the folder: refuse if its checkpoints were made with other settings."""
-    from lm_eval_medreason.sft import last_checkpoint
+    from lm_eval_medreason.finetuning.worker import last_checkpoint
 
     if not config_file.is_file() or last_checkpoint(str(config_file.parent)) is None:
         return
@@ -225,7 +225,7 @@ def _check_same_run(config_file: Path, settings: dict) -> None:
 
 def parse_overrides(field_args: list[str]) -> dict:
     """The SFTConfig / ModelConfig / medreason fields given on the command line, typed by TRL's own parser."""
-    from lm_eval_medreason.sft import make_parser
+    from lm_eval_medreason.finetuning.worker import make_parser
 
     parser = make_parser()
     parser.error = _raise_train_error  # one line, not argparse's usage of 300 options
@@ -246,7 +246,7 @@ def _raise_train_error(message: str):
 def resolve(settings: dict) -> argparse.Namespace:
     """Every field's value as each process will parse it (typed by TRL's parser; the config classes are built,
     and check their combinations, in the processes: building SFTConfig here would set up devices)."""
-    from lm_eval_medreason.sft import make_parser
+    from lm_eval_medreason.finetuning.worker import make_parser
 
     parser = make_parser()
     parser.error = _raise_train_error
@@ -260,7 +260,7 @@ def check_data(settings: dict, max_length: int | None) -> None:
     """Read and validate the data, and refuse it if an example is longer than max_length (never truncate)."""
     from transformers import AutoTokenizer
 
-    from lm_eval_medreason.training_data import check_max_length, read_sft_jsonl, token_lengths
+    from lm_eval_medreason.finetuning.data import check_max_length, read_sft_jsonl, token_lengths
 
     examples, positions = read_sft_jsonl(settings["data"])
     tokenizer = AutoTokenizer.from_pretrained(
@@ -328,7 +328,7 @@ def launch_options(accelerate_args: list[str], config_file: Path) -> Launch:
 
     parser = launch_command_parser()
     parser.error = lambda message: _raise_train_error(f"arguments after `--` (for accelerate launch): {message}")
-    options = parser.parse_args([*accelerate_args, "-m", "lm_eval_medreason.sft"])
+    options = parser.parse_args([*accelerate_args, "-m", "lm_eval_medreason.finetuning.worker"])
     for dest, instead in OWN_LAUNCH_OPTIONS.items():
         if getattr(options, dest) is not None:
             raise TrainError(f"--{dest} after `--`: medreason train sets accelerate's --{dest} itself; {instead}")
@@ -412,7 +412,7 @@ def main(argv: list[str]) -> int:
         return 0
     merged = None
     if run.merge:
-        from lm_eval_medreason.adapters import merge_adapter
+        from lm_eval_medreason.finetuning.adapters import merge_adapter
 
         merged = merge_adapter(run.output_dir, run.output_dir / "merged", run.dtype)
         print(f"medreason train: merged weights in {merged}")

@@ -33,7 +33,7 @@ import json
 import os
 from pathlib import Path
 
-from lm_eval_medreason.teacher import (Reply, Teacher, TeacherError, TeacherFatal, _Obj, _one_line, _reply, http_error,
+from lm_eval_medreason.distillation.teacher import (Reply, Teacher, TeacherError, TeacherFatal, _Obj, _one_line, _reply, http_error,
                                        status_error)
 
 DONE = ("completed", "failed", "expired", "cancelled")

@@ -14,7 +14,7 @@ Positions in messages are 1-based:
 - Hub datasets: ``index N``, the 0-based index of the split (as ``dataset[N]``).
 
 Where each file comes from (metadata keys, environment variables, downloads) is
-``lm_eval_medreason.sources``; ``load_cases`` joins the two, and ``load_cases_with_provenance``
+``lm_eval_medreason.data.sources``; ``load_cases`` joins the two, and ``load_cases_with_provenance``
 also says where every file came from and fingerprints the cases (``cases_sha256``), for the record
 of a run.
 """
@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lm_eval_medreason import sources
-from lm_eval_medreason.sources import DataError
+from lm_eval_medreason.data import sources
+from lm_eval_medreason.data.sources import DataError
 
 __all__ = [
     "BENCHMARKS", "TRAIN_BENCHMARKS", "Benchmark", "DataError", "cases_sha256", "describe", "iter_jsonl", "load_cases",

@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lm_eval_medreason.answers import extract_choice
+from lm_eval_medreason.evaluation.answers import extract_choice
 from lm_eval_medreason.tokens import count_tokens
 
 FINAL_LINE = "The answer is ({letter})."

@@ -4,7 +4,7 @@ Modelled on TRL's ``trl/scripts/sft.py``: the config classes carry the options, 
 script only wires them. ``medreason train`` writes the resolved recipe to
 ``OUTPUT_DIR/medreason_train.yaml`` and launches, on every process::
 
-    python -m lm_eval_medreason.sft --config OUTPUT_DIR/medreason_train.yaml
+    python -m lm_eval_medreason.finetuning.worker --config OUTPUT_DIR/medreason_train.yaml
 
 It resumes from the newest checkpoint in the output folder, saves the adapter, checks it
 (``adapters.check_adapter``) and writes ``train_summary.json`` with a one-line summary.
@@ -23,9 +23,9 @@ import torch
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
 from lm_eval_medreason import locks
-from lm_eval_medreason.adapters import AdapterError, check_adapter
-from lm_eval_medreason.loaders import DataError
-from lm_eval_medreason.training_data import fingerprint, read_sft_jsonl
+from lm_eval_medreason.data.loaders import DataError
+from lm_eval_medreason.finetuning.adapters import AdapterError, check_adapter
+from lm_eval_medreason.finetuning.data import fingerprint, read_sft_jsonl
 
 SUMMARY_FILE = "train_summary.json"
 CONFIG_FILE = "medreason_train.yaml"

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lm_eval_medreason.sources import DataError
+from lm_eval_medreason.data.sources import DataError
 
 
 def dropped_path(output: Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from lm_eval_medreason.results import STUDY_BENCHMARKS
+from lm_eval_medreason.reporting.logs import STUDY_BENCHMARKS
 
 FIGSIZE = (8, 5)  # inches
 DPI = 100  # -> 800 x 500 px
@@ -87,7 +87,7 @@ def figure2(rows, records, path: Path):
 
 def figure3(rows, records, path: Path):
     """Accuracy against average output tokens per question; maj@k curves at k x tokens per response (Figure 3)."""
-    from lm_eval_medreason.report import figure3_data
+    from lm_eval_medreason.reporting.report import figure3_data
 
     points = figure3_data(rows)
     if not points:
@@ -131,7 +131,7 @@ def figure5(rows, records, path: Path):
     benchmarks = [b for b in STUDY_BENCHMARKS if any(b in row.tasks for row, _ in chosen)]
     if not benchmarks:
         return None, "no run on JAMA, Medbullets or MedQA"
-    from lm_eval_medreason.report import TITLES
+    from lm_eval_medreason.reporting.report import TITLES
 
     titles = [TITLES[b] for b in benchmarks]
     fig = _new()

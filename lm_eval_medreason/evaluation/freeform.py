@@ -3,7 +3,7 @@
 Hooks for the ``{benchmark}_freeform`` task YAML: ``<benchmark>_dataset`` (the cases plus
 the judge settings), ``prompt_freeform``, the ``graded`` filter ``GradeFreeform`` and
 ``process_results``. The deterministic matcher ``match_freeform`` grades when no LLM judge
-is configured; with one (``lm_eval_medreason.judge``), the judge grades and the matcher's
+is configured; with one (``lm_eval_medreason.evaluation.judge``), the judge grades and the matcher's
 verdict is kept beside it, so that their agreement is measured.
 
 Final-answer extraction (``extract_final_answer``), in order:
@@ -91,7 +91,7 @@ from pathlib import Path
 
 from lm_eval.api.filter import Filter
 
-from lm_eval_medreason import harness
+from lm_eval_medreason.evaluation import hooks as harness
 from lm_eval_medreason.prompts import render
 from lm_eval_medreason.tokens import count_tokens
 
@@ -642,7 +642,7 @@ def _check_judge(settings: dict) -> None:
     """``Judge.check`` once per process for these settings and key (a group builds several tasks, one judge)."""
     import hashlib
 
-    from lm_eval_medreason.judge import resolve_api_key
+    from lm_eval_medreason.evaluation.judge import resolve_api_key
 
     key = (tuple(sorted(settings.items())), hashlib.sha256(resolve_api_key().encode()).hexdigest())
     if key not in _CHECKED:
@@ -651,7 +651,7 @@ def _check_judge(settings: dict) -> None:
 
 
 def _judge_for(settings: dict):
-    from lm_eval_medreason.judge import Judge
+    from lm_eval_medreason.evaluation.judge import Judge
 
     return Judge(
         settings["model"],

@@ -12,7 +12,7 @@ the output is only read, as a run would read it (``distill.plan``).
 
 from __future__ import annotations
 
-from lm_eval_medreason import selection
+from lm_eval_medreason.distillation import selection
 from lm_eval_medreason.tokens import count_tokens
 
 STAGE1_COMPLETION_ESTIMATE = 300  # dry run: assumed length of LongMonolog's stage-1 summary (not from the study)
@@ -29,7 +29,7 @@ PRICES = {
 
 def estimate(options, teacher, price_input: float | None, price_output: float | None) -> str:
     """What a run would send: requests, estimated tokens and cost; sends nothing."""
-    from lm_eval_medreason.distill import STYLES, plan, prepare, run_settings
+    from lm_eval_medreason.distillation.pipeline import STYLES, plan, prepare, run_settings
 
     templates, items, guard = prepare(options, teacher)
     todo = plan(options, items, run_settings(templates, teacher, options.style))  # reads the output, writes nothing

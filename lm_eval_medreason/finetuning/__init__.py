@@ -1,0 +1,2 @@
+"""Fine-tuning a student on distilled traces: the launcher (``medreason train``), the per-process worker, recipes,
+data checks and the adapter check."""
