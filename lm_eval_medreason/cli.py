@@ -31,15 +31,16 @@ def _report(args: argparse.Namespace) -> int:
 def _distill(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lm_eval_medreason.distillation import pipeline as distill
-    from lm_eval_medreason.distillation.teacher import Teacher, TeacherFatal, is_reasoning_model, scrub
+    from lm_eval_medreason.distillation import pipeline, selection
+    from lm_eval_medreason.distillation.teacher import Teacher, is_reasoning_model
+    from lm_eval_medreason.errors import DataError, TeacherFatal, scrub
 
     reasoning = True if args.reasoning_model else is_reasoning_model(args.model)
     max_tokens = args.max_tokens or (
-        distill.REASONING_MAX_TOKENS if reasoning else distill.DEFAULT_MAX_TOKENS[args.style]
+        pipeline.REASONING_MAX_TOKENS if reasoning else pipeline.DEFAULT_MAX_TOKENS[args.style]
     )
     metadata = {"data_dir": args.data_dir} if args.data_dir else {}
-    options = distill.Options(
+    options = pipeline.Options(
         input=args.input, output=Path(args.output), style=args.style,
         template=Path(args.template) if args.template else None,
         expand_template=Path(args.expand_template) if args.expand_template else None,
@@ -56,7 +57,7 @@ def _distill(args: argparse.Namespace) -> int:
             args.model, base_url=args.base_url, concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm,
             max_retries=args.max_retries, timeout=args.timeout, max_tokens=max_tokens,
             temperature=None if reasoning else args.temperature, reasoning=reasoning, system=args.system,
-            expected_completion=distill.selection.EXPECTED_TRACE_TOKENS[args.style], processes=args.processes,
+            expected_completion=selection.EXPECTED_TRACE_TOKENS[args.style], processes=args.processes,
             http_client=args.http_client,
         )
         if args.batch:
@@ -65,9 +66,11 @@ def _distill(args: argparse.Namespace) -> int:
             teacher.poll_interval = args.batch_poll_interval
             teacher.max_batch_requests = args.batch_max_requests
         if args.dry_run:
-            print(distill.dry_run(options, teacher, args.price_input, args.price_output))
+            from lm_eval_medreason.distillation.estimate import estimate
+
+            print(estimate(options, teacher, args.price_input, args.price_output))
             return 0
-        stats = distill.run(options, teacher)
+        stats = pipeline.run(options, teacher)
     except KeyboardInterrupt:
         print(f"medreason distill: interrupted; finished items are kept in {args.output} and its .dropped.jsonl; "
               "run the same command again to resume", file=sys.stderr)
@@ -77,13 +80,11 @@ def _distill(args: argparse.Namespace) -> int:
               "again once fixed", file=sys.stderr)
         return 1
     except Exception as err:  # noqa: BLE001 - one scrubbed line, never a traceback with the key in it
-        from lm_eval_medreason.data.loaders import DataError
-
         if isinstance(err, DataError):
             raise DataError(scrub(str(err))) from None
         print(f"medreason distill: error: {scrub(f'{type(err).__name__}: {err}'.splitlines()[0])}", file=sys.stderr)
         return 1
-    print(distill.format_stats(stats, Path(args.output)), file=sys.stderr)
+    print(pipeline.format_stats(stats, Path(args.output)), file=sys.stderr)
     return 0
 
 
@@ -363,8 +364,7 @@ def _benchmark_names() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lm_eval_medreason.data.loaders import DataError
-    from lm_eval_medreason.reporting.logs import ReportError
+    from lm_eval_medreason.errors import DataError, ReportError
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["train"]:

@@ -1,7 +1,7 @@
 """Exclusive locks on output paths, so that two runs never write the same files at once.
 
 ``hold(path)`` takes an exclusive ``flock`` on the file ``path`` (created if absent) and writes
-the holder's process id into it; a second holder gets ``Busy`` at once, naming that process.
+the holder's process id into it; a second holder gets ``errors.Busy`` at once, naming that process.
 The kernel drops the lock when the holder dies, even by SIGKILL, so a stale lock file never
 blocks anyone. ``close(remove=True)`` also deletes the file; a process that opened the old file
 just before the delete notices that the path now names another file (or none) and tries again,
@@ -14,13 +14,7 @@ import fcntl
 import os
 from pathlib import Path
 
-
-class Busy(RuntimeError):
-    """Another live process holds the lock; ``owner`` is the process id it wrote ("?" if none)."""
-
-    def __init__(self, path: Path, owner: str):
-        super().__init__(f"{path} is held by process {owner}")
-        self.path, self.owner = path, owner
+from lm_eval_medreason.errors import Busy
 
 
 class Lock:

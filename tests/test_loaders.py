@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lm_eval_medreason.data import loaders, sources
-from lm_eval_medreason.data.loaders import BENCHMARKS, DataError, describe, load_cases, load_file
+from lm_eval_medreason.data.loaders import BENCHMARKS, describe, load_cases, load_file
+from lm_eval_medreason.errors import DataError
 from synthetic import (
     JAMA_COLUMNS,
     jama_link,

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from lm_eval_medreason.errors import TokenEncodingError
 from lm_eval_medreason.evaluation.tasks import STRATEGIES
 from lm_eval_medreason.prompts import render, render_case
-from lm_eval_medreason.tokens import TokenEncodingError, check_encoding, count_tokens, get_encoding
+from lm_eval_medreason.tokens import check_encoding, count_tokens, get_encoding
 
 CASE = {
     "question": "  A 61-year-old woman has sudden dyspnea after a long flight.  ",

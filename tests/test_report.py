@@ -185,8 +185,9 @@ def test_figures_are_pngs_of_the_documented_size(reported):
 
 @pytest.mark.skipif(not HAS_MAJ, reason="no *_maj tasks in this checkout yet (tasks/*/*_maj.yaml)")
 def test_figure3_curve_equals_hand_computation(out):
+    from lm_eval_medreason.reporting.figures import figure3_data
     from lm_eval_medreason.reporting.logs import load_runs
-    from lm_eval_medreason.reporting.report import build_rows, figure3_data
+    from lm_eval_medreason.reporting.report import build_rows
 
     rows, _ = build_rows(load_runs([out]))
     points = figure3_data(rows)
@@ -430,7 +431,7 @@ def test_nonsense_numbers_are_one_line_errors_before_anything_is_read(option, va
 
 
 def test_make_report_refuses_bootstrap_settings_before_reading(tmp_path):
-    from lm_eval_medreason.reporting.logs import ReportError
+    from lm_eval_medreason.errors import ReportError
     from lm_eval_medreason.reporting.report import make_report
 
     with pytest.raises(ReportError, match=r"^bootstrap settings: n_resamples must be a whole number of at least 1, "

@@ -8,10 +8,11 @@ import yaml
 import torch
 from safetensors.torch import save_file
 
+from lm_eval_medreason.errors import AdapterError, RecipeError, TrainError
 from lm_eval_medreason.finetuning import launcher as train
-from lm_eval_medreason.finetuning.adapters import AdapterError, check_adapter
-from lm_eval_medreason.finetuning.launcher import CPU_FLAGS, TrainError, eval_commands, main, plan, resolve
-from lm_eval_medreason.finetuning.recipes import RecipeError, load_recipe, recipe_names
+from lm_eval_medreason.finetuning.adapters import check_adapter
+from lm_eval_medreason.finetuning.launcher import CPU_FLAGS, eval_commands, main, plan, resolve
+from lm_eval_medreason.finetuning.recipes import load_recipe, recipe_names
 
 MODELS = {"qwen2.5-32b": "Qwen/Qwen2.5-32B-Instruct", "qwen2.5-72b": "Qwen/Qwen2.5-72B-Instruct",
           "llama3.1-70b": "meta-llama/Llama-3.1-70B-Instruct"}
@@ -285,7 +286,8 @@ def test_the_recorded_values_cannot_be_set(key, tiny_model, sft, tmp_path, capsy
 
 def test_each_worker_checks_the_launch_against_the_record(sft, tmp_path):
     """The backstop in every process: another process count, or a data file changed after the check, is refused."""
-    from lm_eval_medreason.finetuning.worker import LaunchMismatch, MedreasonArguments, check_launch
+    from lm_eval_medreason.errors import LaunchMismatch
+    from lm_eval_medreason.finetuning.worker import MedreasonArguments, check_launch
 
     digest = hashlib.sha256(sft.read_bytes()).hexdigest()
     record = MedreasonArguments(data=str(sft), num_processes=2, data_sha256=digest)

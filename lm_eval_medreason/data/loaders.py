@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lm_eval_medreason.data import sources
-from lm_eval_medreason.data.sources import DataError
+from lm_eval_medreason.errors import DataError
 
 __all__ = [
-    "BENCHMARKS", "TRAIN_BENCHMARKS", "Benchmark", "DataError", "cases_sha256", "describe", "iter_jsonl", "load_cases",
+    "BENCHMARKS", "TRAIN_BENCHMARKS", "Benchmark", "cases_sha256", "describe", "iter_jsonl", "load_cases",
     "load_cases_with_provenance", "load_file",
 ]
 

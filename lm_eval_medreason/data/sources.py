@@ -36,14 +36,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_eval_medreason.errors import DataError, one_line
+
 log = logging.getLogger(__name__)
 
 DATA_DIR_KEY = "data_dir"
 DATA_DIR_ENV = "MEDREASON_DATA_DIR"
-
-
-class DataError(ValueError):
-    """A benchmark file is missing, unreadable or has a bad row; the message is one line saying what to fix."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +233,7 @@ def fetch(source: Source) -> Path:
         return Path(datasets.DownloadManager().download(source.location))
     except Exception as err:  # noqa: BLE001 - any failure becomes one actionable line
         raise DataError(
-            f"could not download {source.location} ({_one_line(err)}); to work offline, download it "
+            f"could not download {source.location} ({one_line(err)}); to work offline, download it "
             f"yourself and point to it with {source.file.settings_hint()}"
         ) from err
 
@@ -249,7 +247,7 @@ def hub_rows(source: Source) -> list[dict]:
         return list(datasets.load_dataset(name, split=split, revision=source.file.revision))
     except Exception as err:  # noqa: BLE001 - any failure becomes one actionable line
         raise DataError(
-            f"could not load hub dataset {name} (split {split}) ({_one_line(err)}); to work offline, "
+            f"could not load hub dataset {name} (split {split}) ({one_line(err)}); to work offline, "
             f"use a local JSONL copy and point to it with {source.file.settings_hint()}"
         ) from err
 
@@ -281,10 +279,3 @@ def provenance(source: Source, data: bytes | None = None) -> dict:
 
 
 _WARNED: set[tuple[str, str]] = set()
-
-
-def _one_line(err: BaseException) -> str:
-    """An exception as 'Type: first line', short enough for a one-line error."""
-    text = str(err).strip().splitlines()
-    first = text[0][:200] if text else ""
-    return f"{type(err).__name__}: {first}" if first else type(err).__name__

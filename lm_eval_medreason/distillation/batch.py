@@ -33,8 +33,8 @@ import json
 import os
 from pathlib import Path
 
-from lm_eval_medreason.distillation.teacher import (Reply, Teacher, TeacherError, TeacherFatal, _Obj, _one_line, _reply, http_error,
-                                       status_error)
+from lm_eval_medreason.distillation.teacher import JsonObject, Reply, Teacher, http_error, read_reply, status_error
+from lm_eval_medreason.errors import TeacherError, TeacherFatal, one_line
 
 DONE = ("completed", "failed", "expired", "cancelled")
 MAX_BATCH_REQUESTS = 50_000  # OpenAI's limits for one batch: 50,000 requests, a 200 MB input file
@@ -88,7 +88,7 @@ class BatchTeacher(Teacher):
             error = status_error(err, self.model, self.base_url)
             results = {cid: error for cid in requests}
         except Exception as err:  # noqa: BLE001 - every waiting case gets the error
-            results = {cid: TeacherError(_one_line(err)) for cid in requests}
+            results = {cid: TeacherError(one_line(err)) for cid in requests}
         for cid, (_, future) in requests.items():
             result = results.get(cid) or TeacherError("no result for this request in the batch's files")
             if not future.done():
@@ -193,6 +193,6 @@ def _result(record: dict, model: str, base_url: str | None):
             return judged
         return TeacherError(f"batch request failed: HTTP {status} {error.get('message')}"[:300])
     try:
-        return _reply(_Obj(response["body"]))
+        return read_reply(JsonObject(response["body"]))
     except Exception as err:  # noqa: BLE001
-        return TeacherError(f"malformed batch response: {_one_line(err)}", kind="malformed_response")
+        return TeacherError(f"malformed batch response: {one_line(err)}", kind="malformed_response")

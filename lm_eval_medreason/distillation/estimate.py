@@ -7,12 +7,13 @@ summary (our assumption, not the study's); for stage 2 the summary is also count
 Hidden reasoning tokens of o1-style models are billed as output and come on top. Cost uses
 ``--price-input``/``--price-output`` (USD per 1M tokens) or the small ``PRICES`` table; an
 unknown model's cost is reported as unknown. It writes nothing (not even the output's lock):
-the output is only read, as a run would read it (``distill.plan``).
+the output is only read, as a run would read it (``pipeline.plan``).
 """
 
 from __future__ import annotations
 
 from lm_eval_medreason.distillation import selection
+from lm_eval_medreason.distillation.pipeline import STYLES, plan, prepare, run_settings
 from lm_eval_medreason.tokens import count_tokens
 
 STAGE1_COMPLETION_ESTIMATE = 300  # dry run: assumed length of LongMonolog's stage-1 summary (not from the study)
@@ -29,8 +30,6 @@ PRICES = {
 
 def estimate(options, teacher, price_input: float | None, price_output: float | None) -> str:
     """What a run would send: requests, estimated tokens and cost; sends nothing."""
-    from lm_eval_medreason.distillation.pipeline import STYLES, plan, prepare, run_settings
-
     templates, items, guard = prepare(options, teacher)
     todo = plan(options, items, run_settings(templates, teacher, options.style))  # reads the output, writes nothing
     pending = [(i, c) for i, c in todo.pending if not (guard and guard.match(c["question"]))]

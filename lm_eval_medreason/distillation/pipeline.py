@@ -13,7 +13,7 @@ summarised reasoning (a wrong or missing answer here drops the case before stage
 expands that reasoning into a long reflective monologue.
 
 The teacher is ``teacher.Teacher`` (live requests: concurrency, rate limits, retries, optional
-helper processes) or, with ``--batch``, ``teacher_batch.BatchTeacher`` (OpenAI's Batch API); the
+helper processes) or, with ``--batch``, ``batch.BatchTeacher`` (OpenAI's Batch API); the
 pipeline does not know which.
 
 Exactly once: a run holds ``<output>.lock`` (``locks``), so a second run on the same output
@@ -38,10 +38,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lm_eval_medreason.data.sources import DataError
 from lm_eval_medreason.distillation import selection
 from lm_eval_medreason.distillation.store import dropped_path
-from lm_eval_medreason.distillation.teacher import Teacher, TeacherError, scrub
+from lm_eval_medreason.distillation.teacher import Teacher
+from lm_eval_medreason.errors import Busy, DataError, TeacherError, scrub
 
 STYLES = {
     "longstep": ("teacher_longstep.j2",),
@@ -377,9 +377,9 @@ def prepare(options: Options, teacher: Teacher):
 
 
 def run(options: Options, teacher: Teacher) -> dict:
-    """Distill; returns the statistics it prints. Safe to interrupt and re-run (see trace_store)."""
+    """Distill; returns the statistics it prints. Safe to interrupt and re-run (see store)."""
     from lm_eval_medreason.distillation.store import TraceStore
-    from lm_eval_medreason.locks import Busy, hold
+    from lm_eval_medreason.locks import hold
 
     try:
         lock = hold(lock_path(options.output))
@@ -440,10 +440,3 @@ def format_stats(stats: dict, output: Path) -> str:
         lines.append(f"{failed} failed and will be retried by the next run ({reasons}; API or transport errors after "
                      "the retries, listed with final: false in the dropped file): run the same command again")
     return "\n".join(lines)
-
-
-def dry_run(options: Options, teacher: Teacher, price_input: float | None, price_output: float | None) -> str:
-    """What a run would send: requests, estimated tokens and cost; sends nothing (see ``distill_estimate``)."""
-    from lm_eval_medreason.distillation.estimate import estimate
-
-    return estimate(options, teacher, price_input, price_output)

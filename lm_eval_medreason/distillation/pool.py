@@ -1,9 +1,9 @@
 """Helper processes that make the teacher's HTTP calls, for more requests per second than one process.
 
 The openai SDK spends CPU on every request (request building, HTTP, parsing), which caps the
-requests per second of one event loop. ``ProcessPool(n, config)`` starts ``n`` helper
-processes (spawned; each builds ``Teacher(**config)`` with its own ``AsyncOpenAI`` and reads the
-API key from the environment it inherits), and ``await pool.call(body)`` sends a request body to
+requests per second of one event loop. ``ProcessPool(n, factory, config)`` starts ``n`` helper
+processes (spawned; each builds ``factory(**config)``, a ``teacher.Teacher``, with its own ``AsyncOpenAI``
+and reads the API key from the environment it inherits), and ``await pool.call(body)`` sends a request body to
 one of them, round robin, and returns its ``Reply`` or raises its ``TeacherError`` or
 ``TeacherFatal``. Each side reads its pipe in a thread, so neither can block the other. Helpers
 ignore SIGINT (the main process handles Ctrl-C) and stop when the main process closes the pool
@@ -18,11 +18,11 @@ import multiprocessing
 import signal
 import threading
 
-from lm_eval_medreason.distillation.teacher import Teacher, TeacherError, TeacherFatal, _one_line
+from lm_eval_medreason.errors import TeacherError, TeacherFatal, one_line
 
 
 class ProcessPool:
-    def __init__(self, n: int, config: dict):
+    def __init__(self, n: int, factory, config: dict):
         ctx = multiprocessing.get_context("spawn")
         self.loop = asyncio.get_running_loop()
         self.pending: dict[int, asyncio.Future] = {}
@@ -31,7 +31,7 @@ class ProcessPool:
         for _ in range(n):
             req_main, req_child = ctx.Pipe()
             res_main, res_child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(req_child, res_child, config), daemon=True)
+            proc = ctx.Process(target=_serve, args=(req_child, res_child, factory, config), daemon=True)
             proc.start()
             req_child.close()
             res_child.close()
@@ -80,17 +80,17 @@ class ProcessPool:
                 proc.terminate()
 
 
-def _serve(requests, results, config: dict) -> None:
+def _serve(requests, results, factory, config: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(_serve_async(requests, results, config))
+    asyncio.run(_serve_async(requests, results, factory, config))
 
 
-async def _serve_async(requests, results, config: dict) -> None:
+async def _serve_async(requests, results, factory, config: dict) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     tasks: set = set()
     send_lock = threading.Lock()
-    teacher = Teacher(**config)
+    teacher = factory(**config)
 
     async def handle(ident: int, body: dict) -> None:
         try:
@@ -102,7 +102,7 @@ async def _serve_async(requests, results, config: dict) -> None:
         except asyncio.CancelledError:
             return  # the main process closed the pool: nobody waits for this answer
         except Exception as err:  # noqa: BLE001 - reported to the main process as a retryable API error
-            result = ("err", (_one_line(err), False, "api_error"))
+            result = ("err", (one_line(err), False, "api_error"))
         try:
             with send_lock:
                 results.send((ident, result))

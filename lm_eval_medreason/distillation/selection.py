@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lm_eval_medreason.evaluation.answers import extract_choice
+from lm_eval_medreason.evaluation.answers import extract_choice, strip_accents
 from lm_eval_medreason.tokens import count_tokens
 
 FINAL_LINE = "The answer is ({letter})."
@@ -120,7 +119,7 @@ def normalise_words(text: str) -> list[str]:
     """Lower-cased words without accents or punctuation."""
     text = text.lower()
     if not text.isascii():
-        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+        text = strip_accents(text)
     return _WORD.findall(text)
 
 

@@ -10,7 +10,7 @@ close, so a power cut loses at most about the last second (``fsync_interval=0``:
 
 ``read_lines`` only reads: a last line without a newline counts if it parses (a file edited by
 hand often ends so), and is ignored if it does not (a torn write). ``TraceStore``, which the
-caller opens only while holding the output's lock (``distill.run``), repairs before appending:
+caller opens only while holding the output's lock (``pipeline.run``), repairs before appending:
 it cuts a torn last line off, ends a complete one with its newline, and removes from the
 dropped file the drops that are not final (API errors that a later run may get past) and those
 the caller retries, so that each case still ends up at most once among the two files.
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lm_eval_medreason.data.sources import DataError
+from lm_eval_medreason.errors import DataError
 
 
 def dropped_path(output: Path) -> Path:

@@ -21,39 +21,31 @@
   to both).
   ``http_client="httpx"`` picks the SDK's default instead.
 - ``processes`` > 1 spreads the HTTP calls (the SDK's CPU per request caps the requests per
-  second of one process) over helper processes (``teacher_pool``); limits, selection and
+  second of one process) over helper processes (``pool``); limits, selection and
   writing stay in the main process.
 - Failures: ``TeacherError`` for one request that failed after the retries (``final`` when it is
   a verdict on the reply, e.g. a content filter; transport and server errors are not final);
   ``TeacherFatal`` when the API refuses the run itself (HTTP 401, 403, 404, an unknown model):
   no request can succeed until the key, ``--base-url`` or ``--model`` is fixed, so the caller
   stops everything and records nothing.
-- The API key is never written anywhere: ``scrub`` removes it from every error message.
+- The API key is never written anywhere: ``errors.scrub`` removes it from every error message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from dataclasses import dataclass
 
+from lm_eval_medreason.errors import TeacherError, TeacherFatal, one_line, scrub
+
 REASONING_PREFIXES = ("o1", "o3", "o4")
-_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-*]{4,}")
 
 
 def api_key() -> str:
     """``$OPENAI_API_KEY``, else "EMPTY" (local servers need none)."""
     return os.environ.get("OPENAI_API_KEY") or "EMPTY"
-
-
-def scrub(text: str, key: str | None = None) -> str:
-    """``text`` without the API key (nor anything shaped like an OpenAI key)."""
-    key = key if key is not None else api_key()
-    if key and key != "EMPTY" and len(key) >= 4:
-        text = text.replace(key, "***")
-    return _KEY_LIKE.sub(r"\1***", text)
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -103,27 +95,11 @@ class Reply:
     reasoning_tokens: int = 0
 
 
-@dataclass
-class TeacherError(Exception):
-    """A request that failed after retries; ``final`` when asking again cannot help (e.g. HTTP 400)."""
-
-    message: str
-    final: bool = False
-    kind: str = "api_error"
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class TeacherFatal(Exception):
-    """The API refused the run itself (key, permission, URL, model): stop, record nothing; the message names the fix."""
-
-
 def status_error(err, model: str, base_url: str | None) -> Exception:
     """The ``TeacherError`` or ``TeacherFatal`` for an ``openai.APIStatusError`` (after the SDK's retries)."""
     body = err.body if isinstance(err.body, dict) else {}  # the SDK passes the inner "error" object
     error = body.get("error") if isinstance(body.get("error"), dict) else body
-    return http_error(err.status_code, error, model, base_url, _one_line(err))
+    return http_error(err.status_code, error, model, base_url, one_line(err))
 
 
 def http_error(status: int, error: dict, model: str, base_url: str | None, fallback: str = "") -> Exception:
@@ -165,7 +141,7 @@ class Teacher:
     reasoning: bool | None = None
     system: str | None = None
     expected_completion: int = 1000
-    processes: int = 1  # > 1: the HTTP calls run in this many helper processes (teacher_pool)
+    processes: int = 1  # > 1: the HTTP calls run in this many helper processes (pool)
     http_client: str = "aiohttp"  # or "httpx", the SDK's default transport
 
     def __post_init__(self):
@@ -190,7 +166,7 @@ class Teacher:
         if self.processes > 1:
             from lm_eval_medreason.distillation.pool import ProcessPool
 
-            self.pool = ProcessPool(self.processes, self.config())
+            self.pool = ProcessPool(self.processes, Teacher, self.config())
 
         self.client = openai.AsyncOpenAI(
             base_url=self.base_url, api_key=api_key(), max_retries=self.max_retries, timeout=self.timeout,
@@ -262,18 +238,18 @@ class Teacher:
                 # The SDK's generic request method ("custom requests" in its README): the same retries,
                 # timeouts and errors as chat.completions.create, without its per-request typed
                 # transform and model parsing (CPU per request: see benchmarks/README.md).
-                reply = _reply(_Obj(await self.client.post("/chat/completions", body=body, cast_to=dict)))
+                reply = read_reply(JsonObject(await self.client.post("/chat/completions", body=body, cast_to=dict)))
                 if reply.finish_reason != "content_filter" or last:
                     return reply
             except (ValueError, TypeError, AttributeError, IndexError, openai.APIResponseValidationError) as err:
                 if last:
-                    raise TeacherError(f"malformed response: {_one_line(err)}", kind="malformed_response") from None
+                    raise TeacherError(f"malformed response: {one_line(err)}", kind="malformed_response") from None
             except openai.APIStatusError as err:  # after the SDK's retries of 408/409/429/5xx
                 error = status_error(err, self.model, self.base_url)
                 if last or not (isinstance(error, TeacherError) and error.kind == "content_filter"):
                     raise error from None
             except openai.APIError as err:  # connection errors and timeouts, after the SDK's retries
-                raise TeacherError(_one_line(err)) from None
+                raise TeacherError(one_line(err)) from None
             await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
         raise AssertionError("unreachable")
 
@@ -284,7 +260,7 @@ class Teacher:
         return {name: getattr(self, name) for name in names}
 
 
-def _reply(completion) -> Reply:
+def read_reply(completion) -> Reply:
     """Read text, finish reason and usage from a ChatCompletion; a body without a choice is malformed."""
     if not getattr(completion, "choices", None):
         raise ValueError("the response has no choices")
@@ -300,15 +276,8 @@ def _reply(completion) -> Reply:
     )
 
 
-def _one_line(err: BaseException) -> str:
-    """An exception as 'Type: first line', without the API key."""
-    lines = str(err).strip().splitlines()
-    text = f"{type(err).__name__}: {lines[0][:300]}" if lines else type(err).__name__
-    return scrub(text)
-
-
-class _Obj:
-    """Attribute access over a JSON object, as ``_reply`` reads a ChatCompletion (missing keys are None)."""
+class JsonObject:
+    """Attribute access over a JSON object, as ``read_reply`` reads a ChatCompletion (missing keys are None)."""
 
     def __init__(self, data):
         if not isinstance(data, dict):
@@ -318,7 +287,7 @@ class _Obj:
     def __getattr__(self, name):
         value = self._data.get(name)
         if isinstance(value, dict):
-            return _Obj(value)
+            return JsonObject(value)
         if isinstance(value, list):
-            return [_Obj(v) if isinstance(v, dict) else v for v in value]
+            return [JsonObject(v) if isinstance(v, dict) else v for v in value]
         return value

@@ -428,10 +428,16 @@ _STOPWORDS = frozenset({"of", "the", "a", "an", "and", "or", "with", "in", "to",
 _ACCENTED = re.compile("[\u00c0-\u024f\u1e00-\u1eff]")  # Latin letters with diacritics
 
 
+def strip_accents(text: str) -> str:
+    """``text`` without diacritics, compatibility forms decomposed (NFKD): "é" -> "e". The one accent folding
+    of the package: answer reading, free-form matching and the contamination guard all use it."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 @lru_cache(maxsize=1024)
 def _unaccent(c: str) -> str:
     """An accented letter as its base letter ("é" -> "e"), one character for one."""
-    base = "".join(x for x in unicodedata.normalize("NFKD", c) if not unicodedata.combining(x)).lower()
+    base = strip_accents(c).lower()
     return base if len(base) == 1 else c
 
 
@@ -567,8 +573,10 @@ class _Response:
         return letters[m.lastindex - 1] if m else frozenset()
 
 
-def _reasoning_end(response: str) -> int | None:
-    """Where the text after the last closed <think> block starts; None when a block is left open (cut off)."""
+def reasoning_end(response: str) -> int | None:
+    """Where the text after the last closed <think> block starts (0 without one); None when a block is left open
+    (reasoning cut off). The one reasoning split of the package: the choice reader, the free-form extraction and
+    the judge's verdict parser all read only what follows it."""
     close = response.rfind("</think>")
     if response.rfind("<think>") > close:
         return None
@@ -1203,7 +1211,7 @@ def read_choice(response: str, options: dict[str, str]) -> Reading:
     if not response or not options:
         return NO_ANSWER
     valid = frozenset(k for k, v in options.items() if v is not None and k in _LETTERS)
-    base = _reasoning_end(response)
+    base = reasoning_end(response)
     if not valid or base is None:
         return NO_ANSWER
     text = response[base:]

@@ -84,14 +84,14 @@ written before the matcher was tuned): precision 1.00 (0 of 133 wrong answers ac
 import json
 import os
 import re
-import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
 from lm_eval.api.filter import Filter
 
-from lm_eval_medreason.evaluation import hooks as harness
+from lm_eval_medreason.evaluation.answers import reasoning_end, strip_accents
+from lm_eval_medreason.evaluation.hooks import dataset_hook
 from lm_eval_medreason.prompts import render
 from lm_eval_medreason.tokens import count_tokens
 
@@ -136,14 +136,6 @@ _REFUSAL = re.compile(
 )
 
 
-def _after_reasoning(response: str) -> str | None:
-    """Text after the last closed <think> block; None when a block is left open (cut off)."""
-    close = response.rfind("</think>")
-    if response.rfind("<think>") > close:
-        return None
-    return response[close + len("</think>") :] if close >= 0 else response
-
-
 def _clean(span: str, first_sentence: bool = True) -> str | None:
     """The answer in ``span``: its first line (and sentence), without markdown, LaTeX or boilerplate."""
     for _ in range(2):  # \boxed{\text{X}}
@@ -166,7 +158,9 @@ def _span_after(text: str, end: int) -> str:
 
 def _answer_span(response: str) -> str | None:
     """The raw text that holds the final answer (steps 1-4 of the module docstring), or None."""
-    text = _after_reasoning(response or "")
+    response = response or ""
+    end = reasoning_end(response)
+    text = None if end is None else response[end:]
     if not text or not text.strip():
         return None
     labelled = False
@@ -290,8 +284,7 @@ _SYNONYMS_FILE = Path(__file__).with_name("synonyms.tsv")
 
 def _fold(text: str) -> str:
     """Case, accents, Greek letters and possessive 's folded away; symbols as words."""
-    text = unicodedata.normalize("NFKD", text.casefold().translate(_GREEK))
-    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    text = strip_accents(text.casefold().translate(_GREEK)).casefold()
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # "1,000" = "1000", but "1, 2" stays a list
     text = _BRITISH.sub(lambda m: _AMERICAN[m.group()], text)
     return re.sub(r"(?<=\w)['’`]s\b", "", text).translate(_SYMBOLS)
@@ -605,29 +598,20 @@ def judge_settings(metadata: dict) -> dict:
     return settings
 
 
-def _dataset(benchmark: str):
-    """The harness's dataset hook for ``benchmark`` with a ``judge`` column (settings, never a key). With a
-    judge configured, its preflight runs here, when lm-eval builds the task: a judge that cannot work stops
-    the run before generation, with one line naming the setting to fix."""
-    cases = getattr(harness, f"{benchmark}_dataset")
-
-    def load(**metadata):
-        from datasets import DatasetDict
-
-        judge = judge_settings(metadata)
-        if judge["model"]:
-            _check_judge(judge)
-        dataset = cases(**metadata)
-        return DatasetDict({name: split.add_column("judge", [judge] * len(split)) for name, split in dataset.items()})
-
-    load.__name__ = load.__qualname__ = f"{benchmark}_dataset"
-    return load
+def judge_column(metadata: dict) -> dict:
+    """The ``judge`` column of the free-form docs (settings, never a key). With a judge configured, its
+    preflight runs here, when lm-eval builds the task: a judge that cannot work stops the run before
+    generation, with one line naming the setting to fix."""
+    judge = judge_settings(metadata)
+    if judge["model"]:
+        _check_judge(judge)
+    return {"judge": judge}
 
 
-jama_dataset = _dataset("jama")
-jama_full_dataset = _dataset("jama_full")
-medbullets_dataset = _dataset("medbullets")
-medqa_dataset = _dataset("medqa")
+jama_dataset = dataset_hook("jama", judge_column)
+jama_full_dataset = dataset_hook("jama_full", judge_column)
+medbullets_dataset = dataset_hook("medbullets", judge_column)
+medqa_dataset = dataset_hook("medqa", judge_column)
 
 
 def prompt_freeform(doc: dict) -> str:

@@ -11,6 +11,7 @@ the raw response stays in ``resps`` and ``{"choice", "output_tokens", "rule", "s
 
 import json
 import logging
+from collections.abc import Callable
 
 from lm_eval.api.filter import Filter
 
@@ -22,18 +23,20 @@ from lm_eval_medreason.tokens import check_encoding, count_tokens
 
 log = logging.getLogger(__name__)
 
-def _dataset(benchmark: str):
+def dataset_hook(benchmark: str, columns: Callable[[dict], dict] | None = None):
     """A ``custom_dataset`` hook for one benchmark; lm-eval passes the task's metadata (its YAML ``metadata``,
     ``--metadata`` and model_args) as kwargs, when it builds the task, before any request.
 
     So this is where scoring's needs are checked: the token encoding loads (else the run stops with one
     line naming ``token_encoding``). The ``provenance`` dict of the task YAML's metadata arrives as the
     task config's own object: filling it puts the sources and the sha256 of the cases into the results
-    file (``configs.<task>.metadata.provenance``)."""
+    file (``configs.<task>.metadata.provenance``). ``columns(metadata)``, checked first, gives columns
+    every doc gets (the free-form tasks' judge settings, ``freeform.judge_column``)."""
 
     def load(**metadata):
         import datasets
 
+        extra = columns(metadata) if columns else {}
         encoding = check_encoding(metadata)
         cases, provenance = load_cases_with_provenance(benchmark, metadata)
         slot = metadata.get("provenance")
@@ -41,19 +44,19 @@ def _dataset(benchmark: str):
             if not isinstance(slot, dict) or slot:
                 raise ValueError("'provenance' is not a --metadata setting (each task records its own there); remove it")
             slot.update(provenance)
-        cases = [{**case, "token_encoding": encoding} for case in cases]
+        cases = [{**case, "token_encoding": encoding, **extra} for case in cases]
         return datasets.DatasetDict({"test": datasets.Dataset.from_list(cases)})
 
     load.__name__ = load.__qualname__ = f"{benchmark}_dataset"
     return load
 
 
-medqa_dataset = _dataset("medqa")
-medqa_op5_dataset = _dataset("medqa_op5")
-medbullets_dataset = _dataset("medbullets")
-medbullets_op4_dataset = _dataset("medbullets_op4")
-jama_dataset = _dataset("jama")
-jama_full_dataset = _dataset("jama_full")
+medqa_dataset = dataset_hook("medqa")
+medqa_op5_dataset = dataset_hook("medqa_op5")
+medbullets_dataset = dataset_hook("medbullets")
+medbullets_op4_dataset = dataset_hook("medbullets_op4")
+jama_dataset = dataset_hook("jama")
+jama_full_dataset = dataset_hook("jama_full")
 
 
 def prompt_vanilla(doc: dict) -> str:

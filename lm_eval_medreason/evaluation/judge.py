@@ -36,6 +36,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_eval_medreason.errors import JudgeSetupError, scrub
+from lm_eval_medreason.evaluation.answers import reasoning_end
 from lm_eval_medreason.prompts import render
 
 log = logging.getLogger(__name__)
@@ -50,12 +52,7 @@ REPAIR = (
 _VERDICT_LINE = re.compile(r"[*_`\s]*(?:verdict[*_`\s]*[:：][*_`\s]*)?(CORRECT|INCORRECT)[*_`.\s]*", re.I)
 # Every verdict the reply states: labelled ones in any case, bare ones in capitals.
 _ANY_VERDICT = re.compile(r"(?i:verdict[*_`\s]*[:：][*_`\s]*(correct|incorrect))\b|\b(CORRECT|INCORRECT)\b")
-_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-*]{4,}")
 PING = "Reply with the single word OK."  # the preflight's one-token request
-
-
-class JudgeSetupError(ValueError):
-    """The judge cannot work as configured; the message is one line naming the setting and the fix."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +67,10 @@ class Verdict:
 def parse_verdict(reply: str | None) -> bool | None:
     """True for CORRECT, False for INCORRECT, None for a malformed reply (see the module docstring)."""
     text = reply or ""
-    close = text.rfind("</think>")
-    if text.rfind("<think>") > close:
+    end = reasoning_end(text)
+    if end is None:
         return None  # reasoning cut off before any verdict
-    text = text[close + len("</think>") :] if close >= 0 else text
+    text = text[end:]
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         return None
@@ -89,13 +86,6 @@ def parse_verdict(reply: str | None) -> bool | None:
 def resolve_api_key() -> str:
     """``$MEDREASON_JUDGE_API_KEY``, else ``$OPENAI_API_KEY``, else "EMPTY" (local servers need none)."""
     return next((os.environ[name] for name in API_KEY_ENVS if os.environ.get(name)), "EMPTY")
-
-
-def scrub(text: str, key: str | None) -> str:
-    """``text`` without the API key (nor anything shaped like an OpenAI key): servers may echo the key."""
-    if key and key != "EMPTY" and len(key) >= 4:
-        text = text.replace(key, "***")
-    return _KEY_LIKE.sub(r"\1***", text)
 
 
 def default_cache_dir() -> Path:

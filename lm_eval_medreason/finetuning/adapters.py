@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_eval_medreason.errors import AdapterError
+
 ADAPTER_FILE = "adapter_model.safetensors"
-
-
-class AdapterError(RuntimeError):
-    """The saved adapter is missing, empty or untrained; the message is one line naming the file."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from lm_eval_medreason.data.loaders import DataError, iter_jsonl
+from lm_eval_medreason.data.loaders import iter_jsonl
+from lm_eval_medreason.errors import DataError
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 

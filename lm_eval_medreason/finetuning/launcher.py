@@ -4,9 +4,10 @@ The recipe (``training/recipes``), then the command line's SFTConfig / ModelConf
 then the derived values (gradient accumulation from the effective batch size and the
 processes; the processes, the machines and the data file's sha256 as launched) are merged
 into one file, ``OUTPUT_DIR/medreason_train.yaml``, which is the whole record of the run
-and what every process reads (``lm_eval_medreason.finetuning.worker``). Everything that would make the run
-fail or differ from its record is refused here, before anything is launched. After training:
-the ``lm_eval`` commands that evaluate the adapter and, with ``--merge``, full weights for serving.
+and what every process reads (``lm_eval_medreason.finetuning.worker``). Everything that would
+make the run fail or differ from its record is refused here, before anything is launched. After
+training: the ``lm_eval`` commands that evaluate the adapter and, with ``--merge``, full weights
+for serving.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from lm_eval_medreason.data.loaders import DataError
+from lm_eval_medreason.errors import DataError, FolderBusy, RecipeError, TrainError
 from lm_eval_medreason.finetuning.data import fingerprint
-from lm_eval_medreason.finetuning.recipes import RecipeError, load_recipe, recipe_names
+from lm_eval_medreason.finetuning.recipes import load_recipe, recipe_names
 from lm_eval_medreason.resources import training_dir
 
 OWN_KEYS = ("data", "strategy", "effective_batch_size")
@@ -42,10 +43,6 @@ OWN_LAUNCH_OPTIONS = {
 # accelerate launch options that change how many data-parallel processes run, unseen by medreason train.
 HIDDEN_PROCESS_OPTIONS = ("deepspeed_inclusion_filter", "deepspeed_exclusion_filter", "use_parallelism_config")
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
-
-
-class TrainError(ValueError):
-    """A setting is wrong or the run failed; the message is one line saying what to fix."""
 
 
 @dataclass
@@ -136,7 +133,7 @@ def plan(argv: list[str]) -> Plan:
     args, field_args = parser.parse_known_args(own_argv)
     recipe, recipe_file = load_recipe(args.recipe)
 
-    from lm_eval_medreason.finetuning.worker import CONFIG_FILE, FolderBusy, lock_output_dir, make_parser
+    from lm_eval_medreason.finetuning.worker import CONFIG_FILE, lock_output_dir, make_parser
 
     field_parser = make_parser()
     unknown = sorted(set(recipe) - {a.dest for a in field_parser._actions})

@@ -11,11 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from lm_eval_medreason.errors import RecipeError
 from lm_eval_medreason.resources import training_dir
-
-
-class RecipeError(ValueError):
-    """A recipe cannot be found or read; the message is one line naming the file."""
 
 
 def recipes_dir() -> Path:

@@ -23,17 +23,13 @@ import torch
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
 from lm_eval_medreason import locks
-from lm_eval_medreason.data.loaders import DataError
-from lm_eval_medreason.finetuning.adapters import AdapterError, check_adapter
+from lm_eval_medreason.errors import AdapterError, Busy, DataError, FolderBusy, LaunchMismatch
+from lm_eval_medreason.finetuning.adapters import check_adapter
 from lm_eval_medreason.finetuning.data import fingerprint, read_sft_jsonl
 
 SUMMARY_FILE = "train_summary.json"
 CONFIG_FILE = "medreason_train.yaml"
 LOCK_FILE = ".medreason_train.lock"
-
-
-class FolderBusy(RuntimeError):
-    """Another training still runs in this output folder."""
 
 
 def lock_output_dir(output_dir: str) -> locks.Lock:
@@ -42,7 +38,7 @@ def lock_output_dir(output_dir: str) -> locks.Lock:
     one are still alive (e.g. when only the launcher was killed: they run in their own sessions)."""
     try:
         return locks.hold(Path(output_dir) / LOCK_FILE)
-    except locks.Busy as err:
+    except Busy as err:
         raise FolderBusy(f"{output_dir}: a training is still running there (process {err.owner}); stop it first, "
                          "or use another --output-dir") from None
 
@@ -68,10 +64,6 @@ class MedreasonArguments:
         default=None, metadata={"help": "recorded: machines (accelerate's --num_machines after `--`)"}
     )
     data_sha256: str | None = field(default=None, metadata={"help": "recorded: the sha256 of the data file"})
-
-
-class LaunchMismatch(ValueError):
-    """The processes or the data differ from what the run record says; the message is one line."""
 
 
 def check_launch(args: MedreasonArguments, world_size: int) -> None:

@@ -17,8 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lm_eval_medreason.errors import ReportError
 from lm_eval_medreason.evaluation.answers import read_choice
-from lm_eval_medreason.reporting.logs import ReportError, find_results_files, parse_task
+from lm_eval_medreason.reporting.logs import find_results_files, parse_task
 
 RULES = ("phrase", "text", "final_line", "none")  # how answers.read_choice read a response
 SAMPLED_RULES = ("none", "text")  # the samples shown: no answer, and answers read from an option's text

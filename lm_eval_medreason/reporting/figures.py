@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from lm_eval_medreason.reporting.logs import STUDY_BENCHMARKS
+from lm_eval_medreason.reporting import stats
+from lm_eval_medreason.reporting.logs import STUDY_BENCHMARKS, TITLES
 
 FIGSIZE = (8, 5)  # inches
 DPI = 100  # -> 800 x 500 px
@@ -85,10 +86,28 @@ def figure2(rows, records, path: Path):
     return _save(fig, path), None
 
 
+def figure3_data(rows) -> list[dict]:
+    """Figure 3's points: (tokens, accuracy) per single-answer row, and per maj row its curve over k with
+    tokens = k x mean tokens per response and accuracy = size-weighted maj@k; accuracy as a fraction.
+    Only rows with all three study benchmarks (the weighted mean needs them)."""
+    points = []
+    for row in (r for r in rows if r.has_study_benchmarks()):
+        if not sum(row.scores(b)[1].size for b in STUDY_BENCHMARKS):
+            continue  # every grade missing (all judge errors): no accuracy to plot
+        tokens = stats.pooled_mean([row.tasks[b].metrics["output_tokens"] for b in STUDY_BENCHMARKS])
+        if not row.maj_k:
+            acc = stats.pooled_mean([row.scores(b)[1] for b in STUDY_BENCHMARKS])
+            points.append({"model": row.model, "strategy": row.strategy, "k": None, "tokens": tokens, "acc": acc})
+            continue
+        ks = sorted(set.intersection(*(set(row.tasks[b].maj_ks) for b in STUDY_BENCHMARKS)))
+        for k in ks:
+            acc = stats.pooled_mean([row.scores(b, f"maj@{k}")[1] for b in STUDY_BENCHMARKS])
+            points.append({"model": row.model, "strategy": f"{row.base} maj", "k": k, "tokens": k * tokens, "acc": acc})
+    return points
+
+
 def figure3(rows, records, path: Path):
     """Accuracy against average output tokens per question; maj@k curves at k x tokens per response (Figure 3)."""
-    from lm_eval_medreason.reporting.report import figure3_data
-
     points = figure3_data(rows)
     if not points:
         return None, "no (model, strategy) has all of JAMA, Medbullets and MedQA"
@@ -131,8 +150,6 @@ def figure5(rows, records, path: Path):
     benchmarks = [b for b in STUDY_BENCHMARKS if any(b in row.tasks for row, _ in chosen)]
     if not benchmarks:
         return None, "no run on JAMA, Medbullets or MedQA"
-    from lm_eval_medreason.reporting.report import TITLES
-
     titles = [TITLES[b] for b in benchmarks]
     fig = _new()
     acc_ax, tok_ax = fig.subplots(1, 2)

@@ -21,23 +21,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lm_eval_medreason.errors import ReportError
+
 if TYPE_CHECKING:
     import numpy as np
 
-# numpy is imported where arrays are built, so that `medreason` commands other than `report`
-# (which import ReportError from here) start without it.
+# numpy is imported where arrays are built, so that reading this module costs little.
 
 # The study's benchmarks first (Table 1 order), then the variants.
 STUDY_BENCHMARKS = ("jama", "medbullets", "medqa")
 BENCHMARKS = STUDY_BENCHMARKS + ("jama_full", "medbullets_op4", "medqa_op5")
 STRATEGIES = ("vanilla", "cot", "longstep", "longmonolog", "freeform")
+# How tables and figures name each benchmark.
+TITLES = {"jama": "JAMA", "medbullets": "Medbullets", "medqa": "MedQA", "jama_full": "JAMA (all)",
+          "medbullets_op4": "Medbullets (4 opt.)", "medqa_op5": "MedQA (5 opt.)"}
 FILTERS = ("final-answer", "graded")  # multiple choice, free-form
 _TASK = re.compile(rf"^({'|'.join(sorted(BENCHMARKS, key=len, reverse=True))})_({'|'.join(STRATEGIES)})(_maj)?$")
 _MAJ_KEY = re.compile(r"^maj@(\d+)$")
-
-
-class ReportError(Exception):
-    """Bad input to ``medreason report``: the message names the folder or file to fix."""
 
 
 def parse_task(name: str) -> tuple[str, str, bool] | None:

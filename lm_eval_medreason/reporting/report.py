@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lm_eval_medreason.errors import ReportError
 from lm_eval_medreason.reporting import stats
-from lm_eval_medreason.reporting.logs import BENCHMARKS, STRATEGIES, STUDY_BENCHMARKS, ReportError, Run, TaskSamples, load_runs
+from lm_eval_medreason.reporting.logs import (BENCHMARKS, STRATEGIES, STUDY_BENCHMARKS, TITLES, Run, TaskSamples,
+                                              load_runs)
 
-TITLES = {"jama": "JAMA", "medbullets": "Medbullets", "medqa": "MedQA", "jama_full": "JAMA (all)",
-          "medbullets_op4": "Medbullets (4 opt.)", "medqa_op5": "MedQA (5 opt.)"}
 BREAKDOWN_KEYS = {"medqa": "step", "medqa_op5": "step", "jama": "field", "jama_full": "field"}
 
 
@@ -225,26 +225,6 @@ def freeform_agreement(rows: list[Row]) -> list[dict]:
                             "kappa": round(stats.cohen_kappa(judge, matcher), 4),
                             "judge_acc": _pct(np.mean(judge)), "matcher_acc": _pct(np.mean(matcher))})
     return records
-
-
-def figure3_data(rows: list[Row]) -> list[dict]:
-    """Figure 3's points: (tokens, accuracy) per single-answer row, and per maj row its curve over k with
-    tokens = k x mean tokens per response and accuracy = size-weighted maj@k; accuracy as a fraction.
-    Only rows with all three study benchmarks (the weighted mean needs them)."""
-    points = []
-    for row in (r for r in rows if r.has_study_benchmarks()):
-        if not sum(row.scores(b)[1].size for b in STUDY_BENCHMARKS):
-            continue  # every grade missing (all judge errors): no accuracy to plot
-        tokens = stats.pooled_mean([row.tasks[b].metrics["output_tokens"] for b in STUDY_BENCHMARKS])
-        if not row.maj_k:
-            acc = stats.pooled_mean([row.scores(b)[1] for b in STUDY_BENCHMARKS])
-            points.append({"model": row.model, "strategy": row.strategy, "k": None, "tokens": tokens, "acc": acc})
-            continue
-        ks = sorted(set.intersection(*(set(row.tasks[b].maj_ks) for b in STUDY_BENCHMARKS)))
-        for k in ks:
-            acc = stats.pooled_mean([row.scores(b, f"maj@{k}")[1] for b in STUDY_BENCHMARKS])
-            points.append({"model": row.model, "strategy": f"{row.base} maj", "k": k, "tokens": k * tokens, "acc": acc})
-    return points
 
 
 # ---- writing -------------------------------------------------------------------------------------------
