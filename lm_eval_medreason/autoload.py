@@ -3,11 +3,16 @@
 lm-eval 0.4.x only scans its own tasks folder and `--include_path`; a task
 entry-point group is proposed upstream (lm-evaluation-harness PR #4015) but not
 released. Until it is, ``lm_eval_medreason.pth`` imports this module at start-up.
-It only installs a tiny import hook (a few microseconds, nothing else imported);
+It only installs a tiny import hook (nothing else is imported);
 when, and only when, ``lm_eval.tasks.manager`` is imported, the hook wraps
 ``TaskManager.__init__`` so that our tasks folder is scanned after lm-eval's own
 tasks and before the user's ``include_path`` (so a user's task of the same name
 still wins), which is the precedence PR #4015 proposes.
+
+``TaskManager(include_defaults=False)`` asks for the given paths only, and
+lm-eval's own tests check that nothing else appears, so the hook adds nothing
+then. An lm-eval that finds our tasks through the entry point itself (an
+installed wheel under PR #4015) is left unpatched: it decides alone.
 
 Set ``LM_EVAL_MEDREASON_AUTOLOAD=0`` to switch it off.
 """
@@ -37,6 +42,17 @@ def add_tasks_dir(include_path):
     return [str(ours), *paths]
 
 
+def finds_our_tasks(module) -> bool:
+    """Whether this lm-eval scans our tasks folder itself, through the ``lm_eval.tasks``
+    entry point (``discover_plugin_task_paths`` is PR #4015's name for that scan)."""
+    discover = getattr(module, "discover_plugin_task_paths", None)
+    if discover is None:
+        return False
+    from lm_eval_medreason.resources import tasks_dir
+
+    return tasks_dir() in discover()
+
+
 def patch_task_manager(module) -> None:
     """Wrap ``TaskManager.__init__`` of an imported ``lm_eval.tasks.manager``."""
     import functools
@@ -44,14 +60,16 @@ def patch_task_manager(module) -> None:
 
     manager = module.TaskManager
     original = manager.__init__
-    if getattr(original, "_medreason_patched", False):
+    if getattr(original, "_medreason_patched", False) or finds_our_tasks(module):
         return
     signature = inspect.signature(original)
 
     @functools.wraps(original)
     def __init__(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
-        bound.arguments["include_path"] = add_tasks_dir(bound.arguments.get("include_path"))
+        bound.apply_defaults()
+        if bound.arguments.get("include_defaults", True):
+            bound.arguments["include_path"] = add_tasks_dir(bound.arguments.get("include_path"))
         original(*bound.args, **bound.kwargs)
 
     __init__._medreason_patched = True

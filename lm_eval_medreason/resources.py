@@ -1,7 +1,10 @@
 """Where the shipped data folders (tasks/, prompts/, training/) live.
 
 In a wheel they sit inside the package; in a source checkout (editable install)
-they are the top-level folders of the repository.
+they are the top-level folders of the repository. In the wheel, tasks/ is also the
+namespace package ``lm_eval_medreason.tasks`` that the ``lm_eval.tasks`` entry point
+names (lm-evaluation-harness PR #4015 scans that package's folder for task YAML), so
+it holds task YAML and READMEs only: no code, no other YAML.
 """
 
 from pathlib import Path

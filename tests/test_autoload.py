@@ -23,7 +23,7 @@ def test_startup_imports_only_the_hook():
 
 LIST_OURS = (
     "from lm_eval.tasks import TaskManager\n"
-    "tm = TaskManager(include_defaults=False)\n"
+    "tm = TaskManager()\n"
     "print(sorted(n for n in tm.all_tasks if 'medreason' in n))"
 )
 
@@ -56,7 +56,7 @@ def test_user_include_path_overrides_a_task_of_ours(tmp_path):
     (tmp_path / "mine.yaml").write_text(
         "task: medqa_cot\ndataset_path: json\noutput_type: generate_until\ntest_split: test\ndoc_to_text: q\ndoc_to_target: a\n"
     )
-    manager = TaskManager(include_path=str(tmp_path), include_defaults=False)
+    manager = TaskManager(include_path=str(tmp_path))
     assert manager.task_index["medqa_cot"].yaml_path == tmp_path / "mine.yaml"
     assert manager.task_index["medqa_longstep"].yaml_path.parent == tasks_dir() / "medqa"
 
@@ -65,7 +65,7 @@ def test_hook_patches_an_already_imported_lm_eval():
     out = python(
         "import lm_eval.tasks.manager as m, lm_eval_medreason.autoload as a\n"
         "a.install(); a.install()\n"
-        "print(m.TaskManager.__init__._medreason_patched, 'jama_cot' in m.TaskManager(include_defaults=False).all_tasks)"
+        "print(m.TaskManager.__init__._medreason_patched, 'jama_cot' in m.TaskManager().all_tasks)"
     )
     assert out == "True True"
 

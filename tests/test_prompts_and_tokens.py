@@ -25,7 +25,7 @@ def test_strategy_prompt_contains_the_question_block(strategy):
     block = render("question.j2", **CASE)
     assert block == "A 61-year-old woman has sudden dyspnea after a long flight.\n\nA. Pulmonary embolism\nB. Pneumothorax\nC. Asthma\n"
     prompt = render_case(f"eval_{strategy}.j2", CASE)
-    assert block in prompt and "D." not in prompt
+    assert block.rstrip("\n") in prompt and "D." not in prompt
 
 
 def test_reasoning_prompts_ask_for_the_final_answer_line():

@@ -186,10 +186,23 @@ def test_lm_eval_results_record_each_tasks_provenance(synthetic_data, tmp_path):
 
 
 def test_provenance_is_not_a_metadata_setting(synthetic_data):
-    from lm_eval_medreason.evaluation.hooks import medqa_dataset
+    from lm_eval_medreason.evaluation.hooks import medbullets_dataset, medqa_dataset
 
     shared = {}  # what a user's --metadata '{"provenance": {}}' becomes: one object for every task
     medqa_dataset(data_dir=str(synthetic_data["root"]), provenance=shared)
     assert shared["benchmark"] == "medqa"
     with pytest.raises(ValueError, match="'provenance' is not a --metadata setting"):
-        medqa_dataset(data_dir=str(synthetic_data["root"]), provenance=shared)
+        medbullets_dataset(data_dir=str(synthetic_data["root"]), provenance=shared)
+    with pytest.raises(ValueError, match="'provenance' is not a --metadata setting"):
+        medqa_dataset(data_dir=str(synthetic_data["root"]), provenance={"benchmark": "medqa", "cases": 1})
+
+
+def test_a_task_loaded_again_keeps_its_provenance(synthetic_data):
+    """lm-eval's Task.download may build a task a second time: its own record is then filled again, unchanged."""
+    from lm_eval_medreason.evaluation.hooks import medqa_dataset
+
+    slot = {}
+    medqa_dataset(data_dir=str(synthetic_data["root"]), provenance=slot)
+    first = dict(slot)
+    medqa_dataset(data_dir=str(synthetic_data["root"]), provenance=slot)
+    assert slot == first and first["cases"] == 6

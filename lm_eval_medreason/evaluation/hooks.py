@@ -41,7 +41,9 @@ def dataset_hook(benchmark: str, columns: Callable[[dict], dict] | None = None):
         cases, provenance = load_cases_with_provenance(benchmark, metadata)
         slot = metadata.get("provenance")
         if slot is not None:  # None: called outside a task built from our YAML (tests, scripts)
-            if not isinstance(slot, dict) or slot:
+            # Empty, or filled by an earlier load of this same task (lm-eval's Task.download may load it again);
+            # anything else is a user's --metadata provenance, or one dict shared by several tasks.
+            if not isinstance(slot, dict) or (slot and slot != provenance):
                 raise ValueError("'provenance' is not a --metadata setting (each task records its own there); remove it")
             slot.update(provenance)
         cases = [{**case, "token_encoding": encoding, **extra} for case in cases]
