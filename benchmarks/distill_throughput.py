@@ -1,6 +1,6 @@
 """Throughput of `medreason distill` against a local teacher with a fixed latency, as a ratio to the ideal.
 
-A scripted OpenAI-compatible server (tests/fake_teacher.py, its own process) answers every
+A scripted OpenAI-compatible server (tests/support/fake_teacher.py, its own process) answers every
 request after a fixed latency (default 200 ms) with a ~1,000-token correct trace. The whole
 pipeline runs (Jinja prompt, openai.AsyncOpenAI over its aiohttp transport, selection with
 extraction and token counting, JSONL writes with fsync) at a given concurrency (default 64). The
@@ -35,9 +35,9 @@ def main() -> None:
     from lm_eval_medreason.distillation import pipeline as distill
     from lm_eval_medreason.distillation.teacher import Teacher
 
-    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "fake_teacher.py"), "--latency", str(args.latency),
+    server = subprocess.Popen([sys.executable, "-m", "tests.support.fake_teacher", "--latency", str(args.latency),
                                *(["--nagle"] if args.nagle else [])],
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
         url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory() as tmp:

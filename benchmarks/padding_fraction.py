@@ -17,7 +17,7 @@ max_length), N = 5,000, seed fixed. Rows:
   batch, without padding-free) or TRL's own way, which switches padding-free on for "bfd"
   (the collator flattens the packs and resets position ids at each example).
 
-    python benchmarks/padding_fraction.py [--examples 5000] [--mean 1223] [--sigma 0.7] [--seed 0]
+    python -m benchmarks.padding_fraction [--examples 5000] [--mean 1223] [--sigma 0.7] [--seed 0]
 """
 
 import argparse

@@ -11,7 +11,7 @@ in the page cache after being written) and prints the median, the output files a
 their sizes. The data are synthetic because only the reading and the statistics are
 timed; `--sizes medqa=1273` gives the 1,273-question-per-folder variant.
 
-    python benchmarks/report_time.py                 # --workdir /tmp/medreason-report-bench --repeats 3
+    python -m benchmarks.report_time                 # --workdir /tmp/medreason-report-bench --repeats 3
 """
 
 from __future__ import annotations

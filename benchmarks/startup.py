@@ -5,7 +5,7 @@ then times ``python -c pass`` with ``lm_eval_medreason.pth`` active and with it
 renamed away, interleaved, and prints the medians and their difference.
 Target: difference under 5 ms.
 
-    python benchmarks/startup.py [--runs 200]
+    python -m benchmarks.startup [--runs 200]
 """
 
 import argparse

@@ -23,7 +23,7 @@ Small machines are noisy (matrix products slow down for seconds at a time, whate
 (``logging_steps`` 1, unbuffered output) and prints the median over steps of the ratio of the two
 runs' durations of the same step, which such spells hit only in the steps they overlap.
 
-The model is the tests' tiny tokenizer (tests/tiny_model.py) with a wider Qwen2 body than the
+The model is the tests' tiny tokenizer (tests/support/tiny_model.py) with a wider Qwen2 body than the
 tests' (hidden 256, intermediate 768, 4 layers, 4 heads / 2 KV heads: 3.3 M parameters, all
 linear layers LoRA-adapted), so that a step is dominated by the model's forward and backward,
 as on a real model, rather than by per-step bookkeeping (with the tests' model, hidden 32, start-up
@@ -33,7 +33,7 @@ median 217, up to 969 (the study's ~1,200-token mean would make a run several mi
 cores). Steps: 15 of 8 examples, 4 per micro-batch (2 accumulation steps), padding-free as in the
 recipes; 3 runs of each.
 
-    python benchmarks/train_throughput.py [--repeats 3] [--steps 15] [--examples 240] [--mean-words 150]
+    python -m benchmarks.train_throughput [--repeats 3] [--steps 15] [--examples 240] [--mean-words 150]
 """
 
 import argparse
@@ -51,7 +51,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 PLAIN_SFT = '''\
 """Plain TRL SFT + LoRA: the settings of medreason_train.yaml, nothing of lm_eval_medreason."""
@@ -109,7 +108,7 @@ def build_model(directory: Path, hidden: int, intermediate: int, layers: int) ->
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from tiny_model import build_tiny_model
+    from tests.support.tiny_model import build_tiny_model
 
     build_tiny_model(directory)
     tokenizer = AutoTokenizer.from_pretrained(directory)

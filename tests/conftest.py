@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from synthetic import write_data_dir
-from tiny_model import build_tiny_model
+from tests.support.synthetic import write_data_dir
+from tests.support.tiny_model import build_tiny_model
 
 # The real benchmark files live beside the checkout (../shared/data), never inside it.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -15,7 +15,7 @@ import pytest
 from lm_eval_medreason.evaluation import freeform
 from lm_eval_medreason.evaluation.freeform import match_freeform
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAIRS_FILE = REPO / "tests" / "data" / "freeform_pairs.jsonl"
 PAIRS = [json.loads(line) for line in PAIRS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
 WRONG = [pair for pair in PAIRS if not pair["verdict"]]

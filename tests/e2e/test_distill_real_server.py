@@ -6,9 +6,9 @@ import pytest
 
 from lm_eval_medreason.cli import main
 from lm_eval_medreason.distillation.store import read_lines
-from synthetic import write_jsonl
-from test_distill import cases
-from test_judge import transformers_server  # noqa: F401 - the fixture
+from tests.support.distill_cases import cases
+from tests.support.synthetic import write_jsonl
+from tests.support.transformers_server import transformers_server  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 

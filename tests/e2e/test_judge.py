@@ -3,22 +3,19 @@ HTTP 429/500, caching, concurrency in GradeFreeform) and a real `transformers se
 
 import json
 import logging
-import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from fake_openai import Reply, fake_chat_server
 from lm_eval_medreason.evaluation.freeform import GradeFreeform, medqa_dataset, process_results
 from lm_eval_medreason.evaluation.judge import PING, REPAIR, Judge, Verdict, parse_verdict, resolve_api_key
+from tests.support.fake_openai import Reply, fake_chat_server
+from tests.support.transformers_server import transformers_server  # noqa: F401 - the fixture
 
 QUESTION = "A 30-year-old woman has a malar rash and anti-dsDNA antibodies. Which of the following is the most likely diagnosis?"
 GOLD = "Systemic lupus erythematosus"
@@ -324,54 +321,8 @@ def test_judge_calls_run_concurrently(synthetic_data, clean_env, tmp_path, concu
 # --- a real OpenAI-compatible server: `transformers serve` with the tiny model -----------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def transformers_server(tiny_model, tmp_path_factory):
-    """`transformers serve TINY_MODEL` on 127.0.0.1 (CPU); yields (base_url, model). Always stopped."""
-    from transformers.utils.import_utils import is_serve_available
-
-    executable = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which("transformers")
-    if not executable:
-        pytest.skip("the `transformers` command is not installed")
-    if not is_serve_available():
-        pytest.skip("`transformers serve` needs FastAPI and uvicorn: pip install fastapi uvicorn (transformers[serving])")
-    port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [executable, "serve", str(tiny_model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"`transformers serve` did not start (exit {server.poll()}): {log.read_text()[-1500:]}")
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1", str(tiny_model)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=20)
-
-
 @pytest.mark.slow
-def test_real_server_round_trip_and_a_random_verdict_is_a_judge_error(transformers_server, tmp_path):
+def test_real_server_round_trip_and_a_random_verdict_is_a_judge_error(transformers_server, tmp_path):  # noqa: F811
     """The tiny model's reply is random text: the call round-trips, and the malformed verdict becomes a
     judge error (after one repair turn), never a wrong answer."""
     base_url, model = transformers_server

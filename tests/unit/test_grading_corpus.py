@@ -24,7 +24,7 @@ import pytest
 from lm_eval_medreason.data.loaders import load_file
 from lm_eval_medreason.evaluation.answers import extract_choice
 
-CORPUS = Path(__file__).parent / "data" / "grading"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "grading"
 THRESHOLD = 0.98
 WRITTEN_KEYS = {"id", "style", "options", "response", "label"}
 SMOLLM2_KEYS = {"id", "benchmark", "case_id", "strategy", "response", "label", "why"}

@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from fake_openai import fake_chat_server
 from lm_eval_medreason.evaluation.answers import read_choice
 from lm_eval_medreason.evaluation.tasks import FOLDERS, GROUP_MEMBERS, STRATEGIES
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.tokens import count_tokens
-from lm_eval_run import printed_value, read_results, run_lm_eval
-from synthetic import write_data_dir
+from tests.support.fake_openai import fake_chat_server
+from tests.support.lm_eval_run import printed_value, read_results, run_lm_eval
+from tests.support.synthetic import write_data_dir
 
 pytestmark = pytest.mark.slow
 ALL_BENCHMARKS = [b for benchmarks in FOLDERS.values() for b in benchmarks]

@@ -22,8 +22,8 @@ from lm_eval_medreason.finetuning.adapters import check_adapter
 from lm_eval_medreason.finetuning.data import read_sft_jsonl, token_lengths
 from lm_eval_medreason.finetuning.launcher import CPU_FLAGS
 from lm_eval_medreason.prompts import render_case
-from lm_eval_run import read_results, run_lm_eval
-from synthetic import write_data_dir
+from tests.support.lm_eval_run import read_results, run_lm_eval
+from tests.support.synthetic import write_data_dir
 
 pytestmark = pytest.mark.slow
 

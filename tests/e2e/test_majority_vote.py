@@ -6,13 +6,13 @@ from collections import defaultdict
 
 import pytest
 
-from fake_openai import fake_chat_server
 from lm_eval_medreason.data.loaders import load_cases
 from lm_eval_medreason.evaluation.answers import extract_choice
 from lm_eval_medreason.evaluation.tasks import GROUP_MEMBERS, SAMPLING, VOTE_KS, VOTES
 from lm_eval_medreason.evaluation.voting import vote_metrics
 from lm_eval_medreason.tokens import count_tokens
-from lm_eval_run import read_results, run_lm_eval
+from tests.support.fake_openai import fake_chat_server
+from tests.support.lm_eval_run import read_results, run_lm_eval
 
 pytestmark = pytest.mark.slow
 CURVE = [f"{m}@{k}" for m in ("maj", "pass") for k in VOTE_KS]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from fake_openai import fake_chat_server
 from lm_eval_medreason.data.loaders import load_cases
 from lm_eval_medreason.resources import tasks_dir
-from lm_eval_run import run_lm_eval
-from synthetic import write_data_dir
+from tests.support.fake_openai import fake_chat_server
+from tests.support.lm_eval_run import run_lm_eval
+from tests.support.synthetic import write_data_dir
 
 pytestmark = pytest.mark.slow
 MEDREASON = str(Path(sys.executable).with_name("medreason"))

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from fake_openai import fake_chat_server
 from lm_eval_medreason.data import sources
 from lm_eval_medreason.data.loaders import load_cases, load_cases_with_provenance
-from lm_eval_run import read_results, run_lm_eval
-from synthetic import medbullets_columns, medbullets_rows, medqa_rows, write_csv, write_jsonl
+from tests.support.fake_openai import fake_chat_server
+from tests.support.lm_eval_run import read_results, run_lm_eval
+from tests.support.synthetic import medbullets_columns, medbullets_rows, medqa_rows, write_csv, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 SHA1_HEX = re.compile(r"[0-9a-f]{40}")

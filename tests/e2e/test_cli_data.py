@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from synthetic import medbullets_columns, medbullets_rows, medqa_rows, write_csv, write_jsonl
+from tests.support.synthetic import medbullets_columns, medbullets_rows, medqa_rows, write_csv, write_jsonl
 
 
 def medreason_command() -> list[str]:

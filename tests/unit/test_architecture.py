@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "lm_eval_medreason"
+PACKAGE = Path(__file__).resolve().parents[2] / "lm_eval_medreason"
 HELPERS = {"errors", "tokens", "prompts", "locks", "resources"}  # top-level modules every part may use
 # part -> the parts it may import (data <- evaluation <- reporting; data <- distillation <- finetuning;
 # distillation reads answers with evaluation's extraction, as the tasks do)

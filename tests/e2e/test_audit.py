@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from fake_openai import fake_chat_server
-from lm_eval_run import read_results, run_lm_eval
+from tests.support.fake_openai import fake_chat_server
+from tests.support.lm_eval_run import read_results, run_lm_eval
 
 # (reply template, the rule a careful reader uses for it); {gold} / {wrong} are letters, {text} the gold option's text.
 REPLIES = (
@@ -38,7 +38,7 @@ def scripted(data_root: str):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One real `lm_eval` run of medqa_cot against the scripted server, with --log_samples."""
-    from synthetic import write_data_dir
+    from tests.support.synthetic import write_data_dir
 
     root = tmp_path_factory.mktemp("audit")
     data = write_data_dir(root / "data")

@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from fake_teacher import Fault, correct_trace, fake_teacher
 from lm_eval_medreason.cli import main
 from lm_eval_medreason.distillation.store import read_lines
-from synthetic import write_jsonl
-from test_distill import KEY, cases, distill_args, gold_of, outcomes
+from tests.support.distill_cases import KEY, cases, distill_args, gold_of, outcomes
+from tests.support.fake_teacher import Fault, correct_trace, fake_teacher
+from tests.support.synthetic import write_jsonl
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_batch_mode_selection_and_resubmission(tmp_path):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from lm_eval_medreason.evaluation.tasks import STRATEGIES
-from lm_eval_run import read_results, run_lm_eval
+from tests.support.lm_eval_run import read_results, run_lm_eval
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

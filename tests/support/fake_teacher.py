@@ -18,7 +18,7 @@ It also serves a minimal Batch API: ``POST /v1/files`` (multipart; the JSONL lin
 (``in_progress`` on the first look and while ``server.hold`` is set, then ``completed``) and
 ``GET /v1/files/{id}/content``. An error ``Fault`` becomes a line of the batch's error file.
 ``server.calls`` counts ``files.create``/``batches.create``/``batches.retrieve`` calls.
-Run as a script (``python tests/fake_teacher.py --latency 0.2``) it prints its base URL and
+Run as a script (``python -m tests.support.fake_teacher --latency 0.2``, from the repository root) it prints its base URL and
 answers every case with a fixed correct-looking trace, for the throughput benchmark.
 """
 
@@ -33,8 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from fake_openai import completion as openai_completion
-from fake_openai import serve_in_thread
+from tests.support.fake_openai import completion as openai_completion
+from tests.support.fake_openai import serve_in_thread
 
 CASE = re.compile(r"\[case ([^\]]+)\]")
 

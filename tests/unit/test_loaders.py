@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lm_eval_medreason.data import loaders, sources
 from lm_eval_medreason.data.loaders import BENCHMARKS, describe, load_cases, load_file
 from lm_eval_medreason.errors import DataError
-from synthetic import (
+from tests.support.synthetic import (
     JAMA_COLUMNS,
     jama_link,
     jama_rows,

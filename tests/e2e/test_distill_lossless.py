@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from fake_teacher import Fault, correct_trace, fake_teacher
 from lm_eval_medreason import locks
 from lm_eval_medreason.cli import build_parser, main
 from lm_eval_medreason.distillation.store import read_lines
 from lm_eval_medreason.distillation.teacher import Teacher
 from lm_eval_medreason.errors import Busy
-from synthetic import write_jsonl
-from test_distill import KEY, cases, distill_args, gold_of, outcomes
+from tests.support.distill_cases import KEY, cases, distill_args, gold_of, outcomes
+from tests.support.fake_teacher import Fault, correct_trace, fake_teacher
+from tests.support.synthetic import write_jsonl
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def snapshot(folder: Path) -> dict:

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from fake_openai import Reply, fake_chat_server
 from lm_eval_medreason.errors import JudgeSetupError
 from lm_eval_medreason.evaluation.freeform import medqa_dataset
 from lm_eval_medreason.evaluation.judge import PING
+from tests.support.fake_openai import Reply, fake_chat_server
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 KEY = "sk-test-0123456789abcdefSECRET"
