@@ -1,7 +1,9 @@
 """The `medreason` command: one console script, one subcommand per job."""
 
 import argparse
+import dataclasses
 import sys
+import typing
 
 
 def _tasks_dir(args: argparse.Namespace) -> int:
@@ -29,50 +31,20 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from lm_eval_medreason.distillation import pipeline, selection
-    from lm_eval_medreason.distillation.teacher import Teacher, is_reasoning_model
+    from lm_eval_medreason.distillation import pipeline
     from lm_eval_medreason.errors import DataError, TeacherFatal, scrub
 
-    reasoning = True if args.reasoning_model else is_reasoning_model(args.model)
-    max_tokens = args.max_tokens or (
-        pipeline.REASONING_MAX_TOKENS if reasoning else pipeline.DEFAULT_MAX_TOKENS[args.style]
-    )
-    metadata = {"data_dir": args.data_dir} if args.data_dir else {}
-    options = pipeline.Options(
-        input=args.input, output=Path(args.output), style=args.style,
-        template=Path(args.template) if args.template else None,
-        expand_template=Path(args.expand_template) if args.expand_template else None,
-        min_tokens=args.min_tokens, metadata=metadata, contamination=not args.no_contamination_check,
-        eval_benchmarks=tuple(b.strip() for b in args.eval_benchmarks.split(",") if b.strip()),
-        threshold=args.contamination_threshold, limit=args.limit, retry_dropped=args.retry_dropped,
-        fsync=not args.no_fsync, progress=not args.no_progress,
-    )
+    config = from_arguments(pipeline.DistillConfig, args)
     try:
-        make = Teacher
-        if args.batch:
-            from lm_eval_medreason.distillation.batch import BatchTeacher as make
-        teacher = make(
-            args.model, base_url=args.base_url, concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm,
-            max_retries=args.max_retries, timeout=args.timeout, max_tokens=max_tokens,
-            temperature=None if reasoning else args.temperature, reasoning=reasoning, system=args.system,
-            expected_completion=selection.EXPECTED_TRACE_TOKENS[args.style], processes=args.processes,
-            http_client=args.http_client,
-        )
-        if args.batch:
-            teacher.concurrency = 10**9  # every pending case asks at once; the batch is the unit
-            teacher.state_path = Path(args.output).with_name(Path(args.output).name + ".batches.json")
-            teacher.poll_interval = args.batch_poll_interval
-            teacher.max_batch_requests = args.batch_max_requests
-        if args.dry_run:
+        teacher = config.teacher()
+        if config.dry_run:
             from lm_eval_medreason.distillation.estimate import estimate
 
-            print(estimate(options, teacher, args.price_input, args.price_output))
+            print(estimate(config, teacher, config.price_input, config.price_output))
             return 0
-        stats = pipeline.run(options, teacher)
+        stats = pipeline.run(config, teacher)
     except KeyboardInterrupt:
-        print(f"medreason distill: interrupted; finished items are kept in {args.output} and its .dropped.jsonl; "
+        print(f"medreason distill: interrupted; finished items are kept in {config.output} and its .dropped.jsonl; "
               "run the same command again to resume", file=sys.stderr)
         return 130
     except TeacherFatal as err:  # the key, the URL or the model: nothing in flight was recorded
@@ -84,7 +56,7 @@ def _distill(args: argparse.Namespace) -> int:
             raise DataError(scrub(str(err))) from None
         print(f"medreason distill: error: {scrub(f'{type(err).__name__}: {err}'.splitlines()[0])}", file=sys.stderr)
         return 1
-    print(pipeline.format_stats(stats, Path(args.output)), file=sys.stderr)
+    print(pipeline.format_stats(stats, config.output), file=sys.stderr)
     return 0
 
 
@@ -118,11 +90,11 @@ REPORT_HELP = """\
 Read lm-eval's outputs (results_<time>.json with its samples_<task>_<time>.jsonl from
 `lm_eval ... --output_path OUT --log_samples`) and write into --output:
   table1.md, table1.csv    one row per (model, strategy): size-weighted mean accuracy over
-                           JAMA, Medbullets and MedQA, and per benchmark accuracy and average
-                           output tokens; accuracy in %% with a 95%% bootstrap interval
+                           {study}, and per benchmark accuracy and average
+                           output tokens; accuracy in % with a 95% bootstrap interval
   comparisons.md/.csv      paired comparisons (see --compare): accuracy difference with a
                            paired-bootstrap interval and McNemar's exact p, joined on question id
-  breakdowns.md/.csv       accuracy by MedQA USMLE step and by JAMA specialty
+  breakdowns.md/.csv       accuracy by {breakdowns}
   freeform_agreement.md    LLM judge vs matcher agreement (free-form runs graded by a judge)
   figure2_mean_accuracy_by_strategy.png, figure3_accuracy_vs_tokens.png,
   figure5_per_benchmark.png   (800 x 500 px; skipped with a note when their data is absent)
@@ -187,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report",
         help="Table 1, figures, paired comparisons and breakdowns from lm_eval --log_samples outputs",
-        description=REPORT_HELP,
+        description=_report_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument(
@@ -248,78 +220,57 @@ def _bounded(kind, low=None, high=None, above=False):
 
 
 def add_distill_parser(commands) -> None:
-    """The `distill` subcommand's options (every number is checked here, at parse time)."""
-    positive, count = _bounded(int, 1), _bounded(int, 0)
-    rate, seconds = _bounded(float, 0), _bounded(float, 0, above=True)
+    """The `distill` subcommand: one option per field of ``DistillConfig`` (every number is checked here, at parse
+    time)."""
+    from lm_eval_medreason.distillation.pipeline import DistillConfig, Options
+
     d = commands.add_parser(
         "distill", help="distill LongStep/LongMonolog traces from a teacher model into SFT JSONL",
         description=DISTILL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="medreason distill --input INPUT --output OUTPUT --model MODEL [options]",
     )
-    d.add_argument("--input", required=True, help="medqa-train (hub GBaker/MedQA-USMLE-4-options, split train, or a local "
-                   "medqa_train_path), jama-train (scraped JAMA cases outside the 646 evaluation subset), or a JSONL "
-                   "file of cases {id, question, options, answer_idx, answer, meta}")
-    d.add_argument("--output", required=True, help="JSONL of kept traces (appended to; the dropped ones go to OUTPUT.dropped.jsonl)")
-    d.add_argument("--style", choices=["longstep", "longmonolog", "cot"], default="longstep",
-                   help="longstep: one call, a numbered analysis; longmonolog: two calls, an answer with summarised "
-                   "reasoning, then its expansion into a reflective monologue; cot: one call, a brief chain of "
-                   "thought (the study's CoT-SFT baseline data) (default longstep)")
-    d.add_argument("--model", required=True, help="the teacher model name the API knows")
-    d.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (default: OpenAI's)")
-    d.add_argument("--template", metavar="PATH", help="your own Jinja teacher prompt (stage 1 for longmonolog), rendered "
-                   "in a sandbox with question, options, meta; may {%% include \"question.j2\" %%}")
-    d.add_argument("--expand-template", metavar="PATH", help="your own longmonolog stage-2 prompt (also gets summary)")
-    d.add_argument("--system", help="a system message (folded into the user message for o1-style models)")
-    d.add_argument("--concurrency", type=positive, default=16, help="requests in flight at once (default 16)")
-    d.add_argument("--processes", type=positive, default=1, help="helper processes that make the HTTP calls "
-                   "(default 1: in this process, whose CPU caps the requests per second, see benchmarks/README.md); "
-                   "use 2-4 only on a machine with idle cores, for very high concurrency")
-    d.add_argument("--http-client", choices=["aiohttp", "httpx"], default="aiohttp", help="the openai SDK's HTTP "
-                   "transport: aiohttp (default; less CPU per request) or httpx (the SDK's default)")
-    d.add_argument("--rpm", type=rate, default=0, help="requests per minute limit (token bucket; default 0 = none)")
-    d.add_argument("--tpm", type=rate, default=0, help="tokens per minute limit (prompt + expected completion, "
-                   "corrected by the reported usage; default 0 = none)")
-    d.add_argument("--max-retries", type=count, default=5, help="retries per request for 408/409/429/5xx, timeouts, "
-                   "connection errors (the SDK's, honouring Retry-After), malformed responses and content filters "
-                   "(default 5)")
-    d.add_argument("--timeout", type=seconds, default=600, help="per-request timeout in seconds (default 600)")
-    d.add_argument("--max-tokens", type=positive, help="completion budget (default 4096 longstep, 8192 longmonolog, "
-                   "2048 cot, 32768 for reasoning models, sent as max_completion_tokens)")
-    d.add_argument("--temperature", type=rate, help="sampling temperature (default: the server's; never sent to "
-                   "reasoning models)")
-    d.add_argument("--reasoning-model", action="store_true", help="treat the model as o1-style (automatic for names "
-                   "starting o1, o3, o4): no system role, max_completion_tokens, no temperature")
-    d.add_argument("--min-tokens", type=count, help="drop traces shorter than this many tiktoken tokens (default 300 "
-                   "longstep, 500 longmonolog: the study kept only substantial thought processes; 0 cot)")
-    d.add_argument("--data-dir", help="data folder for the inputs and the contamination guard's evaluation "
-                   "benchmarks (like lm-eval's --metadata data_dir; MEDREASON_* variables also apply)")
-    d.add_argument("--eval-benchmarks", default="medqa,medbullets,jama", help="benchmarks whose questions the "
-                   "contamination guard drops from the input (default medqa,medbullets,jama = MedQA test, "
-                   "Medbullets, the JAMA 646 subset); a benchmark that cannot be loaded is an error")
-    d.add_argument("--contamination-threshold", type=_bounded(float, 0, 1, above=True), default=0.5,
-                   help="word-trigram Jaccard similarity at or above which an input counts as a near copy of an "
-                   "evaluation question (above 0, at most 1; default 0.5)")
-    d.add_argument("--no-contamination-check", action="store_true", help="skip the contamination guard (explicitly)")
-    d.add_argument("--limit", type=positive, help="only the first N input cases")
-    d.add_argument("--batch", action="store_true", help="send the requests through the Batch API (files + batches; "
-                   "one batch per stage (more above --batch-max-requests), failures resubmitted twice; a killed run resumes polling the batch it "
-                   "submitted, saved in OUTPUT.batches.json); --concurrency, --rpm and --tpm do not apply")
-    d.add_argument("--batch-poll-interval", type=seconds, default=30,
-                   help="seconds between batch status checks (default 30)")
-    d.add_argument("--batch-max-requests", type=positive, default=50_000, help="requests per batch: a stage with "
-                   "more goes out as several batches at once (default 50,000, OpenAI's limit; batches are also kept under its "
-                   "200 MB input file limit)")
-    d.add_argument("--retry-dropped", action="store_true", help="ask every dropped case of OUTPUT again (kept cases "
-                   "never are), e.g. after raising --max-tokens; needed to re-run an OUTPUT with other settings")
-    d.add_argument("--dry-run", action="store_true", help="print requests, estimated tokens and cost; send nothing "
-                   "and write nothing")
-    d.add_argument("--price-input", type=rate, help="USD per 1M input tokens for --dry-run (default: a small "
-                   "table of known models)")
-    d.add_argument("--price-output", type=rate, help="USD per 1M output tokens for --dry-run")
-    d.add_argument("--no-fsync", action="store_true", help="do not fsync after each line (faster; a power cut may "
-                   "lose the last lines, a killed process still loses nothing)")
-    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_arguments(d.add_argument_group("input, output and filters"), Options)
+    add_arguments(d.add_argument_group("teacher and API"), DistillConfig, skip=Options)
     d.set_defaults(run=_distill)
+
+
+def add_arguments(parser, config, skip=None) -> None:
+    """One option per field of the dataclass ``config`` (but those of the dataclass ``skip``), in field order, as
+    transformers' HfArgumentParser builds them (without needing transformers, which only the train extra installs).
+
+    The option is ``--field-name`` (``metadata["flag"]`` if set), of the field's type, with its default; a field
+    without one is required. A bool is a switch that flips its default (``--no-...`` flags name their field).
+    The metadata gives ``help``, ``choices``, ``metavar``, a ``type`` that reads the text, and the bounds of a
+    number: ``min`` (at least), ``above`` (greater than), ``max`` (at most).
+    """
+    hints = typing.get_type_hints(config)
+    skipped = {item.name for item in dataclasses.fields(skip)} if skip else set()
+    for item in dataclasses.fields(config):
+        if item.name in skipped:
+            continue
+        spec = dict(item.metadata)
+        flag = spec.pop("flag", "--" + item.name.replace("_", "-"))
+        low, above, high = (spec.pop(key, None) for key in ("min", "above", "max"))
+        kind = next(t for t in typing.get_args(hints[item.name]) or [hints[item.name]] if t is not type(None))
+        options = {"dest": item.name, "help": spec.pop("help").replace("%", "%%"), **spec}
+        if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+            options["required"] = True
+        else:
+            options["default"] = item.default_factory() if item.default is dataclasses.MISSING else item.default
+        if kind is bool:
+            options["action"] = "store_false" if options.get("default") else "store_true"
+        else:
+            if "choices" not in options:  # named after the flag, not the field
+                options.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
+            if low is not None or above is not None or high is not None:
+                options.setdefault("type", _bounded(kind, above if low is None else low, high, above is not None))
+            options.setdefault("type", kind)
+        parser.add_argument(flag, **options)
+
+
+def from_arguments(config, args: argparse.Namespace):
+    """The dataclass ``config`` from the options ``add_arguments`` parsed."""
+    return config(**{item.name: getattr(args, item.name) for item in dataclasses.fields(config)})
 
 
 AUDIT_HELP = """\
@@ -358,9 +309,21 @@ def add_audit_parser(commands) -> None:
 
 
 def _benchmark_names() -> list[str]:
-    from lm_eval_medreason.data.loaders import BENCHMARKS
+    from lm_eval_medreason.data.registry import BENCHMARKS
 
     return sorted(BENCHMARKS)
+
+
+def _report_help() -> str:
+    """REPORT_HELP with the registry's study benchmarks and breakdown fields (one per task folder)."""
+    from lm_eval_medreason.data.registry import BENCHMARKS
+
+    titles = [b.title for b in BENCHMARKS.values() if b.in_study]
+    folders = {}
+    for b in BENCHMARKS.values():
+        if b.breakdown:
+            folders.setdefault(b.folder, f"{b.title} {b.breakdown}")
+    return REPORT_HELP.format(study=f"{', '.join(titles[:-1])} and {titles[-1]}", breakdowns=", ".join(folders.values()))
 
 
 def main(argv: list[str] | None = None) -> int:

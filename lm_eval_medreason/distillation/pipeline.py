@@ -38,9 +38,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lm_eval_medreason.data import registry
 from lm_eval_medreason.distillation import selection
 from lm_eval_medreason.distillation.store import dropped_path
-from lm_eval_medreason.distillation.teacher import Teacher
+from lm_eval_medreason.distillation.teacher import Teacher, is_reasoning_model
 from lm_eval_medreason.errors import Busy, DataError, TeacherError, scrub
 
 STYLES = {
@@ -48,29 +49,153 @@ STYLES = {
     "longmonolog": ("teacher_longmonolog_answer.j2", "teacher_longmonolog_expand.j2"),
     "cot": ("teacher_cot.j2",),  # vanilla CoT traces, for the study's CoT-SFT baseline
 }
-DEFAULT_MAX_TOKENS = {"longstep": 4096, "longmonolog": 8192, "cot": 2048}
+DEFAULT_MAX_TOKENS = {name: s.distill_max_tokens for name, s in registry.STRATEGIES.items() if s.distillable}
 REASONING_MAX_TOKENS = 32768  # o1-style: the budget includes the hidden reasoning
 NAMED_INPUTS = {"medqa-train": "medqa_train", "medqa_train": "medqa_train", "jama-train": "jama_train",
                 "jama_train": "jama_train"}
-EVAL_BENCHMARKS = ("medqa", "medbullets", "jama")
-@dataclass
-class Options:
-    """Everything a distill run needs besides the teacher (see ``medreason distill --help``)."""
+EVAL_BENCHMARKS = registry.study_benchmarks()  # the contamination guard's default: the study's three
 
-    input: str
-    output: Path
-    style: str = "longstep"
-    template: Path | None = None
-    expand_template: Path | None = None
-    min_tokens: int | None = None
-    metadata: dict = field(default_factory=dict)
-    contamination: bool = True
-    eval_benchmarks: tuple = EVAL_BENCHMARKS
-    threshold: float = 0.5
-    limit: int | None = None
-    retry_dropped: bool = False
-    fsync: bool = True
-    progress: bool = True
+
+def names(text: str) -> tuple[str, ...]:
+    """A comma-separated list (``--eval-benchmarks``): spaces around names and empty entries are ignored."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def path_or_none(text: str) -> Path | None:
+    """A file option (``--template``): empty text is no file, i.e. the shipped one."""
+    return Path(text) if text else None
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a distill run does besides asking the teacher. Each field is an option of ``medreason distill``:
+    its metadata holds the help text and how the command line parses it (see ``DistillConfig``)."""
+
+    input: str = field(metadata={"help": "medqa-train (hub GBaker/MedQA-USMLE-4-options, split train, or a local "
+                       "medqa_train_path), jama-train (scraped JAMA cases outside the 646 evaluation subset), or a "
+                       "JSONL file of cases {id, question, options, answer_idx, answer, meta}"})
+    output: Path = field(metadata={"help": "JSONL of kept traces (appended to; the dropped ones go to "
+                         "OUTPUT.dropped.jsonl)"})
+    style: str = field(default="longstep", metadata={"choices": tuple(STYLES), "help": "longstep: one call, a "
+                       "numbered analysis; longmonolog: two calls, an answer with summarised reasoning, then its "
+                       "expansion into a reflective monologue; cot: one call, a brief chain of thought (the study's "
+                       "CoT-SFT baseline data) (default longstep)"})
+    template: Path | None = field(default=None, metadata={"metavar": "PATH", "type": path_or_none, "help": "your "
+                                  "own Jinja teacher prompt (stage 1 for longmonolog), rendered in a sandbox with "
+                                  'question, options, meta; may {% include "question.j2" %}'})
+    expand_template: Path | None = field(default=None, metadata={"metavar": "PATH", "type": path_or_none, "help":
+                                         "your own longmonolog stage-2 prompt (also gets summary)"})
+    min_tokens: int | None = field(default=None, metadata={"min": 0, "help": "drop traces shorter than this many "
+                                   "tiktoken tokens (default 300 longstep, 500 longmonolog: the study kept only "
+                                   "substantial thought processes; 0 cot)"})
+    data_dir: str | None = field(default=None, metadata={"help": "data folder for the inputs and the contamination "
+                                 "guard's evaluation benchmarks (like lm-eval's --metadata data_dir; MEDREASON_* "
+                                 "variables also apply)"})
+    eval_benchmarks: tuple = field(default=EVAL_BENCHMARKS, metadata={"type": names, "help": (
+        "benchmarks whose questions the contamination guard drops from the input (default "
+        f"{','.join(EVAL_BENCHMARKS)}: the study's three, MedQA test, Medbullets and the JAMA 646 subset); a "
+        "benchmark that cannot be loaded is an error")})
+    threshold: float = field(default=0.5, metadata={"flag": "--contamination-threshold", "above": 0, "max": 1,
+                             "help": "word-trigram Jaccard similarity at or above which an input counts as a near "
+                             "copy of an evaluation question (above 0, at most 1; default 0.5)"})
+    contamination: bool = field(default=True, metadata={"flag": "--no-contamination-check",
+                                "help": "skip the contamination guard (explicitly)"})
+    limit: int | None = field(default=None, metadata={"min": 1, "help": "only the first N input cases"})
+    retry_dropped: bool = field(default=False, metadata={"help": "ask every dropped case of OUTPUT again (kept "
+                                "cases never are), e.g. after raising --max-tokens; needed to re-run an OUTPUT with "
+                                "other settings"})
+    fsync: bool = field(default=True, metadata={"flag": "--no-fsync", "help": "do not fsync after each line "
+                        "(faster; a power cut may lose the last lines, a killed process still loses nothing)"})
+    progress: bool = field(default=True, metadata={"flag": "--no-progress", "help": "no progress bar"})
+
+    @property
+    def metadata(self) -> dict:
+        """What the loaders read as lm-eval's ``--metadata``: ``data_dir`` when one is given."""
+        return {"data_dir": self.data_dir} if self.data_dir else {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillConfig(Options):
+    """Every option of ``medreason distill``, as TRL's ``SFTConfig`` carries ``medreason train``'s: the run's
+    (``Options``), the teacher's and the command's own. The command line is built from these fields (one
+    option each, ``--field-name`` unless the metadata names its ``flag``; a bool is a switch; ``min``,
+    ``above`` and ``max`` bound a number at parse time) and parsed straight into this class. It is frozen: what
+    depends on other options (o1-style or not, the completion budget) is a property, never set afterwards."""
+
+    model: str = field(metadata={"help": "the teacher model name the API knows"})
+    base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible endpoint, e.g. "
+                                 "http://127.0.0.1:8000/v1 (default: OpenAI's)"})
+    system: str | None = field(default=None, metadata={"help": "a system message (folded into the user message for "
+                               "o1-style models)"})
+    concurrency: int = field(default=16, metadata={"min": 1, "help": "requests in flight at once (default 16)"})
+    processes: int = field(default=1, metadata={"min": 1, "help": "helper processes that make the HTTP calls "
+                           "(default 1: in this process, whose CPU caps the requests per second, see "
+                           "benchmarks/README.md); use 2-4 only on a machine with idle cores, for very high "
+                           "concurrency"})
+    http_client: str = field(default="aiohttp", metadata={"choices": ("aiohttp", "httpx"), "help": "the openai "
+                             "SDK's HTTP transport: aiohttp (default; less CPU per request) or httpx (the SDK's "
+                             "default)"})
+    rpm: float = field(default=0, metadata={"min": 0, "help": "requests per minute limit (token bucket; default 0 "
+                       "= none)"})
+    tpm: float = field(default=0, metadata={"min": 0, "help": "tokens per minute limit (prompt + expected "
+                       "completion, corrected by the reported usage; default 0 = none)"})
+    max_retries: int = field(default=5, metadata={"min": 0, "help": "retries per request for 408/409/429/5xx, "
+                             "timeouts, connection errors (the SDK's, honouring Retry-After), malformed responses "
+                             "and content filters (default 5)"})
+    timeout: float = field(default=600, metadata={"above": 0, "help": "per-request timeout in seconds (default 600)"})
+    max_tokens: int | None = field(default=None, metadata={"min": 1, "help": "completion budget (default " + ", ".join(
+        f"{DEFAULT_MAX_TOKENS[style]} {style}" for style in STYLES) + f", {REASONING_MAX_TOKENS} for reasoning "
+        "models, sent as max_completion_tokens)"})
+    temperature: float | None = field(default=None, metadata={"min": 0, "help": "sampling temperature (default: "
+                                      "the server's; never sent to reasoning models)"})
+    reasoning_model: bool = field(default=False, metadata={"help": "treat the model as o1-style (automatic for "
+                                  "names starting o1, o3, o4): no system role, max_completion_tokens, no temperature"})
+    batch: bool = field(default=False, metadata={"help": "send the requests through the Batch API (files + "
+                        "batches; one batch per stage (more above --batch-max-requests), failures resubmitted twice; "
+                        "a killed run resumes polling the batch it submitted, saved in OUTPUT.batches.json); "
+                        "--concurrency, --rpm and --tpm do not apply"})
+    batch_poll_interval: float = field(default=30, metadata={"above": 0, "help": "seconds between batch status "
+                                       "checks (default 30)"})
+    batch_max_requests: int = field(default=50_000, metadata={"min": 1, "help": "requests per batch: a stage with "
+                                    "more goes out as several batches at once (default 50,000, OpenAI's limit; "
+                                    "batches are also kept under its 200 MB input file limit)"})
+    dry_run: bool = field(default=False, metadata={"help": "print requests, estimated tokens and cost; send nothing "
+                          "and write nothing"})
+    price_input: float | None = field(default=None, metadata={"min": 0, "help": "USD per 1M input tokens for "
+                                      "--dry-run (default: a small table of known models)"})
+    price_output: float | None = field(default=None, metadata={"min": 0, "help": "USD per 1M output tokens for "
+                                       "--dry-run"})
+
+    @property
+    def reasoning(self) -> bool:
+        """o1-style: ``--reasoning-model``, or a model name starting o1, o3 or o4."""
+        return self.reasoning_model or is_reasoning_model(self.model)
+
+    @property
+    def completion_budget(self) -> int:
+        """``--max-tokens``, else the style's default (a reasoning model's budget includes its hidden reasoning)."""
+        return self.max_tokens or (REASONING_MAX_TOKENS if self.reasoning else DEFAULT_MAX_TOKENS[self.style])
+
+    def teacher(self) -> Teacher:
+        """The teacher these options describe: live requests, or OpenAI's Batch API with ``--batch``."""
+        settings = {
+            "base_url": self.base_url, "rpm": self.rpm, "tpm": self.tpm, "max_retries": self.max_retries,
+            "timeout": self.timeout, "max_tokens": self.completion_budget, "reasoning": self.reasoning,
+            "temperature": None if self.reasoning else self.temperature, "system": self.system,
+            "expected_completion": selection.EXPECTED_TRACE_TOKENS[self.style], "processes": self.processes,
+            "http_client": self.http_client,
+        }
+        if not self.batch:
+            return Teacher(self.model, concurrency=self.concurrency, **settings)
+        from lm_eval_medreason.distillation.batch import BatchTeacher
+
+        # every pending case asks at once: the batch, not the requests in flight, is the unit
+        teacher = BatchTeacher(self.model, concurrency=10**9, **settings)
+        # BatchTeacher's own settings are class attributes, not constructor arguments
+        teacher.state_path = self.output.with_name(self.output.name + ".batches.json")
+        teacher.poll_interval = self.batch_poll_interval
+        teacher.max_batch_requests = self.batch_max_requests
+        return teacher
 
 
 # ---------------------------------------------------------------- inputs
