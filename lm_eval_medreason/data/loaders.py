@@ -1,12 +1,14 @@
-"""Load MedQA, Medbullets and JAMA files into one case schema, checking every row.
+"""Load every benchmark of the registry into one case schema, checking every row.
 
 A case is ``{id, question, options: {letter: text}, answer_idx, answer, meta}``
 whatever the source format (see DESIGN.md). A bad row is a ``DataError`` whose
-one-line message names the file and the row, never a silent skip.
+one-line message names the file and the row, never a silent skip. Which loader reads a
+benchmark is its registry row's ``format``, a key of ``FORMATS``: a new file format is one
+entry there and one function that turns a record into a case.
 
 Positions in messages are 1-based:
 
-- JSONL (MedQA): ``line N``, the physical line of the file (blank lines count).
+- JSONL (MedQA, MedMCQA's dev.json): ``line N``, the physical line of the file (blank lines count).
 - CSV (Medbullets, JAMA): ``row N`` counts the header as row 1, as a spreadsheet
   does, so the first case is row 2; quoted fields may span several lines, so when the
   record starts on another physical line it is added: ``row 17 (line 40)``.
@@ -26,15 +28,16 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from lm_eval_medreason.data import sources
+from lm_eval_medreason.data.registry import BENCHMARKS, TRAIN_SPLITS, Benchmark
 from lm_eval_medreason.errors import DataError
 
 __all__ = [
-    "BENCHMARKS", "TRAIN_BENCHMARKS", "Benchmark", "cases_sha256", "describe", "iter_jsonl", "load_cases",
+    "BENCHMARKS", "FORMATS", "TRAIN_SPLITS", "Benchmark", "cases_sha256", "describe", "iter_jsonl", "load_cases",
     "load_cases_with_provenance", "load_file",
 ]
 
@@ -42,71 +45,7 @@ OPTION_COLUMNS = ("opa", "opb", "opc", "opd", "ope")
 LETTERS = "ABCDEFGHIJ"
 CSV_REQUIRED = ("link", "question", "opa", "opb", "answer_idx")
 JSONL_REQUIRED = ("question", "options", "answer_idx")
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """What a benchmark name means: its file format, its source file and, for JAMA, the subset and answer key."""
-
-    name: str
-    title: str
-    format: str  # "jsonl" (MedQA rows) or "csv" (ChallengeClinicalQA columns)
-    source: str  # key in sources.FILES of the file holding the cases
-    meta: tuple[tuple[str, str], ...]  # (meta key, source column/key) pairs copied into case["meta"]
-    subset: str | None = None  # key of a URL list that selects and orders the cases
-    answer_key: str | None = None  # key of an optional answer key to cross-check answer_idx
-    exclude: str | None = None  # key of a URL list whose cases are left out (JAMA train side: not the 646)
-
-
-_MEDQA_META = (("step", "meta_info"),)
-_MEDBULLETS_META = (("link", "link"),)
-_JAMA_META = (("link", "link"), ("field", "field"))
-
-BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b
-    for b in (
-        Benchmark("medqa", "MedQA USMLE (US) test, 4 options", "jsonl", "medqa", _MEDQA_META),
-        Benchmark("medqa_op5", "MedQA USMLE (US) test, 5 options", "jsonl", "medqa_op5", _MEDQA_META),
-        Benchmark("medbullets", "Medbullets Step 2/3, 5 options", "csv", "medbullets", _MEDBULLETS_META),
-        Benchmark("medbullets_op4", "Medbullets Step 2/3, 4 options", "csv", "medbullets_op4", _MEDBULLETS_META),
-        Benchmark(
-            "jama",
-            "JAMA Clinical Challenge, the study's 646-case subset",
-            "csv",
-            "jama",
-            _JAMA_META,
-            subset="jama_subset",
-            answer_key="jama_key",
-        ),
-        Benchmark(
-            "jama_full",
-            "JAMA Clinical Challenge, every scraped case",
-            "csv",
-            "jama",
-            _JAMA_META,
-            answer_key="jama_key",
-        ),
-    )
-}
-
-
-# Train-side inputs for `medreason distill`: never evaluated, so kept apart from BENCHMARKS (the
-# evaluation benchmarks that tasks, `data validate` and the tests enumerate); load_cases knows both.
-TRAIN_BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b
-    for b in (
-        Benchmark("medqa_train", "MedQA USMLE (US) train, 4 options", "jsonl", "medqa_train", _MEDQA_META),
-        Benchmark(
-            "jama_train",
-            "JAMA Clinical Challenge, the scraped cases outside the study's 646-case subset",
-            "csv",
-            "jama",
-            _JAMA_META,
-            answer_key="jama_key",
-            exclude="jama_subset",
-        ),
-    )
-}
+MEDMCQA_REQUIRED = ("id", "question", "opa", "opb", "opc", "opd", "cop")
 
 
 # ---------------------------------------------------------------- public API
@@ -115,7 +54,7 @@ TRAIN_BENCHMARKS: dict[str, Benchmark] = {
 def load_file(benchmark: str, path) -> list[dict]:
     """Parse and check one local file in ``benchmark``'s upstream format (JAMA: the scraped CSV, no subset join)."""
     spec = _benchmark(benchmark)
-    return _parse(spec, _read_text(Path(path), str(path), spec.format == "csv"), str(path))
+    return _parse(spec, _read_text(Path(path), str(path), FORMATS[spec.format].csv), str(path))
 
 
 def load_cases(benchmark: str, metadata: Mapping | None = None) -> list[dict]:
@@ -128,17 +67,17 @@ def load_cases_with_provenance(benchmark: str, metadata: Mapping | None = None) 
     cases, cases_sha256}``, so that a run's results say exactly which questions it scored."""
     spec = _benchmark(benchmark)
     files: dict[str, dict] = {}
-    source = sources.resolve(spec.source, metadata)
+    source = sources.resolve(spec.source.key, metadata)
     cases = _load_source(spec, source, files)
     if spec.subset:
-        cases = _select_subset(cases, sources.resolve(spec.subset, metadata), source.location, files)
+        cases = _select_subset(cases, sources.resolve(spec.subset.key, metadata), source.location, files)
     if spec.exclude:
-        excluded = set(_read_url_list(sources.resolve(spec.exclude, metadata), files))
+        excluded = set(_read_url_list(sources.resolve(spec.exclude.key, metadata), files))
         cases = [case for case in cases if case["id"] not in excluded]
         if not cases:
             raise DataError(f"{source.location}: every case is in the evaluation subset; nothing is left to train on")
     if spec.answer_key:
-        key = sources.resolve(spec.answer_key, metadata)
+        key = sources.resolve(spec.answer_key.key, metadata)
         if key is not None:
             _check_answer_key(cases, key, files)
     return cases, {"benchmark": spec.name, "files": files, "cases": len(cases), "cases_sha256": cases_sha256(cases)}
@@ -193,7 +132,7 @@ def describe(benchmark: str, path, cases: list[dict]) -> str:
     lines = [
         f"file:         {path}",
         f"sha256:       {_pin_summary(spec, Path(path))}",
-        f"benchmark:    {spec.name} ({spec.title})",
+        f"benchmark:    {spec.name} ({spec.description})",
         f"cases:        {len(cases)}",
         f"options:      {_options_summary(cases)}",
         f"gold letters: {_gold_summary(cases)}",
@@ -208,9 +147,9 @@ def describe(benchmark: str, path, cases: list[dict]) -> str:
 
 def _benchmark(name: str) -> Benchmark:
     """Look a benchmark up, with an error that lists the known names."""
-    spec = BENCHMARKS.get(name) or TRAIN_BENCHMARKS.get(name)
+    spec = BENCHMARKS.get(name) or TRAIN_SPLITS.get(name)
     if spec is None:
-        raise DataError(f"unknown benchmark {name!r}; known: {', '.join(sorted({**BENCHMARKS, **TRAIN_BENCHMARKS}))}")
+        raise DataError(f"unknown benchmark {name!r}; known: {', '.join(sorted({**BENCHMARKS, **TRAIN_SPLITS}))}")
     return spec
 
 
@@ -220,8 +159,8 @@ def _load_source(spec: Benchmark, source: sources.Source, files: dict) -> list[d
         label = f"hub dataset {source.location} (split {source.file.hub[1]})"
         rows = sources.hub_rows(source)
         files[source.file.key] = sources.provenance(source)
-        return _build_cases(((f"index {i}", row) for i, row in enumerate(rows)), spec, label)
-    return _parse(spec, _read_source(source, files, spec.format == "csv"), source.location)
+        return _build_cases(((f"index {i}", row) for i, row in enumerate(rows)), spec, label, hub=True)
+    return _parse(spec, _read_source(source, files, FORMATS[spec.format].csv), source.location)
 
 
 def _read_source(source: sources.Source, files: dict, csv_rows: bool = False) -> str:
@@ -233,13 +172,12 @@ def _read_source(source: sources.Source, files: dict, csv_rows: bool = False) ->
 
 def _parse(spec: Benchmark, text: str, label: str) -> list[dict]:
     """Parse decoded text in the benchmark's format and build checked cases."""
-    records = _jsonl_records(text, label) if spec.format == "jsonl" else _csv_records(text, label)
-    return _build_cases(records, spec, label)
+    return _build_cases(FORMATS[spec.format].records(text, label), spec, label)
 
 
-def _build_cases(records: Iterable[tuple[str, dict]], spec: Benchmark, label: str) -> list[dict]:
+def _build_cases(records: Iterable[tuple[str, dict]], spec: Benchmark, label: str, hub: bool = False) -> list[dict]:
     """Turn (position, record) pairs into cases, checking each row and that ids are unique."""
-    build = _medqa_case if spec.format == "jsonl" else _csv_case
+    build = FORMATS[spec.format].case_of(hub)
     cases: list[dict] = []
     first_seen: dict[str, str] = {}
     for index, (pos, record) in enumerate(records):
@@ -410,6 +348,37 @@ def _csv_case(record: dict, index: int, where: str, meta: tuple) -> dict:
     )
 
 
+def _medmcqa_case(record: dict, index: int, where: str, meta: tuple, first: int = 1) -> dict:
+    """A case from a MedMCQA row: options opa..opd, id from ``id``, gold option ``cop`` counted from ``first``
+    (1 in dev.json of the original release, 0 in the hub dataset, whose loading script subtracted 1)."""
+    missing = [key for key in MEDMCQA_REQUIRED if key not in record]
+    if missing:
+        hint = " (the release's test.json has no answers; evaluate dev.json)" if missing == ["cop"] else ""
+        raise DataError(f"{where}: missing key(s) {', '.join(missing)}{hint}")
+    cop, last = record["cop"], first + 3
+    if isinstance(cop, bool) or not isinstance(cop, int) or not first <= cop <= last:
+        origin = ("dev.json of the release numbers the options 1-4; rows exported from the hub dataset, "
+                  "numbered 0-3, need 1 added") if first else "the hub dataset numbers the options 0-3"
+        raise DataError(f"{where}: cop {cop!r} is not an option number {first}-{last} ({origin})")
+    case_id = _text(record["id"], "id", where)
+    if not case_id:
+        raise DataError(f"{where}: id is empty")
+    return _case(
+        where,
+        case_id=case_id,
+        question=record["question"],
+        options={LETTERS[i]: record[column] for i, column in enumerate(OPTION_COLUMNS[:4])},
+        answer_idx=LETTERS[cop - first],
+        answer=None,
+        meta={key: _meta_value(record.get(column)) for key, column in meta},
+    )
+
+
+def _medmcqa_hub_case(record: dict, index: int, where: str, meta: tuple) -> dict:
+    """A case from a row of the hub dataset openlifescienceai/medmcqa (``cop`` 0-3)."""
+    return _medmcqa_case(record, index, where, meta, first=0)
+
+
 def _meta_value(value) -> str:
     """Meta fields are strings; a missing or null value becomes ''."""
     return "" if value is None else str(value).strip()
@@ -486,6 +455,32 @@ def _letter_range(options: Mapping) -> str:
     return f"{letters[0]}-{letters[-1]}"
 
 
+@dataclass(frozen=True)
+class Format:
+    """A file format: how its text becomes (position, record) pairs and how a record becomes a case
+    (``hub_case`` for the hub dataset's rows, when they differ from the file's)."""
+
+    records: Callable[[str, str], Iterator[tuple[str, dict]]]
+    case: Callable[[dict, int, str, tuple], dict]
+    hub_case: Callable[[dict, int, str, tuple], dict] | None = None
+
+    @property
+    def csv(self) -> bool:
+        """Positions are CSV rows (a byte error is located by parsing), not lines."""
+        return self.records is _csv_records
+
+    def case_of(self, hub: bool) -> Callable[[dict, int, str, tuple], dict]:
+        return self.hub_case if hub and self.hub_case else self.case
+
+
+# registry.Benchmark.format -> its loader
+FORMATS: dict[str, Format] = {
+    "medqa_jsonl": Format(_jsonl_records, _medqa_case),  # MedQA rows {question, options, answer_idx, ...}
+    "ccqa_csv": Format(_csv_records, _csv_case),  # ChallengeClinicalQA columns link, question, opa.., answer_idx
+    "medmcqa_jsonl": Format(_jsonl_records, _medmcqa_case, _medmcqa_hub_case),  # MedMCQA id, question, opa..opd, cop
+}
+
+
 # ---------------------------------------------------------------- JAMA subset and answer key
 
 
@@ -560,7 +555,7 @@ def _json_list(text: str, label: str) -> list:
 def _pin_summary(spec: Benchmark, path: Path) -> str:
     """The file's sha256 and whether it is the pinned upstream copy of the benchmark's source file."""
     digest = hashlib.sha256(_read_bytes(path, str(path))).hexdigest()
-    file = sources.FILES[spec.source]
+    file = sources.FILES[spec.source.key]
     if not file.sha256:
         return f"{digest} (no pinned upstream copy to compare with)"
     if digest == file.sha256:

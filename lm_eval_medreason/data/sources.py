@@ -1,13 +1,11 @@
 """Where each benchmark file comes from: a configured local path, a data folder, or a download.
 
-Every file the loaders read has a key (``medqa``, ``medqa_op5``, ``medbullets``,
-``medbullets_op4``, ``jama``, ``jama_subset``, ``jama_key``, and the distillation input
-``medqa_train``). ``resolve`` looks for it,
-first match wins:
+Every file the loaders read is a ``DataFile`` of the registry (``registry.FILES``, by key: ``medqa``,
+``jama_subset``, ...). ``resolve`` looks for it, first match wins:
 
 1. lm-eval ``--metadata`` key ``{key}_path`` (e.g. ``{"medqa_path": "/data/test.jsonl"}``);
 2. ``--metadata`` key ``data_dir``: a folder laid out like the upstream repositories
-   (``medqa/medqa_us_test_4options.jsonl``, ``jama/jama_raw.csv``, ...);
+   (``DataFile.relpath``: ``medqa/medqa_us_test_4options.jsonl``, ``jama/jama_raw.csv``, ...);
 3. environment variable ``MEDREASON_{KEY}_PATH`` (e.g. ``MEDREASON_JAMA_PATH``);
 4. environment variable ``MEDREASON_DATA_DIR`` (same layout as ``data_dir``);
 5. the file's public default (a URL or a Hugging Face hub dataset), if it has one.
@@ -36,123 +34,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_eval_medreason.data.registry import DATA_DIR_ENV, DATA_DIR_KEY, FILES, DataFile
 from lm_eval_medreason.errors import DataError, one_line
 
+__all__ = ["DATA_DIR_ENV", "DATA_DIR_KEY", "FILES", "DataFile", "Source", "fetch", "hub_rows", "provenance", "resolve"]
+
 log = logging.getLogger(__name__)
-
-DATA_DIR_KEY = "data_dir"
-DATA_DIR_ENV = "MEDREASON_DATA_DIR"
-
-
-@dataclass(frozen=True)
-class DataFile:
-    """One file a benchmark needs: where it sits in a data folder and its public default, if any."""
-
-    key: str
-    relpath: str
-    what: str
-    url: str | None = None
-    hub: tuple[str, str] | None = None  # (dataset name, split)
-    how_to_get: str = ""
-    optional: bool = False
-    revision: str | None = None  # the commit the url names, or the hub dataset's revision
-    sha256: str | None = None  # of the upstream file (what a local copy is checked against)
-
-    @property
-    def metadata_key(self) -> str:
-        """The lm-eval ``--metadata`` key that points at this file."""
-        return f"{self.key}_path"
-
-    @property
-    def env_var(self) -> str:
-        """The environment variable that points at this file."""
-        return f"MEDREASON_{self.key.upper()}_PATH"
-
-    def settings_hint(self) -> str:
-        """How to point the package at a local copy, in one clause."""
-        name = Path(self.relpath).name
-        return (
-            f"""--metadata '{{"{self.metadata_key}": "/path/to/{name}"}}' or {self.env_var}=/path/to/{name}, """
-            f"or put it at <data_dir>/{self.relpath} and pass --metadata "
-            f"""'{{"{DATA_DIR_KEY}": "<data_dir>"}}' or set {DATA_DIR_ENV}=<data_dir>"""
-        )
-
-
-# Pinned upstream commits (the newest at the time of pinning; the files have not changed since).
-CCQA_COMMIT = "ef3c9da03fc17f46fbd95ce860e0a55c51ed3606"  # HanjieChen/ChallengeClinicalQA, 2024-08-21
-OPHIUCHUS_COMMIT = "34c60f0b83f570507131de5d3c97799bea03e74e"  # SPIRAL-MED/Ophiuchus, 2025-01-14
-MEDQA_HUB_REVISION = "0fb93dd23a7339b6dcd27e241cb9b5eca62d4d18"  # GBaker/MedQA-USMLE-4-options, main
-_CCQA = f"https://raw.githubusercontent.com/HanjieChen/ChallengeClinicalQA/{CCQA_COMMIT}"
-_OPHIUCHUS = f"https://raw.githubusercontent.com/SPIRAL-MED/Ophiuchus/{OPHIUCHUS_COMMIT}"
-
-FILES: dict[str, DataFile] = {
-    f.key: f
-    for f in (
-        DataFile(
-            "medqa",
-            "medqa/medqa_us_test_4options.jsonl",
-            "MedQA USMLE test set, 4 options (JSONL)",
-            hub=("GBaker/MedQA-USMLE-4-options", "test"),
-            revision=MEDQA_HUB_REVISION,
-            # xk-huang/medagents-benchmark data/medqa/test.jsonl (jind11/MedQA with realidx)
-            sha256="b0536be0ff396be91eb0cf61a42056b0abef06a23e7e8be491d62fd959b77b72",
-        ),
-        DataFile(
-            "medqa_train",
-            "medqa/medqa_us_train_4options.jsonl",
-            "MedQA USMLE train set, 4 options (JSONL; distillation input, never evaluated)",
-            hub=("GBaker/MedQA-USMLE-4-options", "train"),
-            revision=MEDQA_HUB_REVISION,
-        ),
-        DataFile(
-            "medqa_op5",
-            "medqa/medqa_us_test_5options.jsonl",
-            "MedQA USMLE test set, 5 options (JSONL)",
-            how_to_get="it has no download source: take eval_data/medqa_test.jsonl from "
-            "https://github.com/UCSC-VLAA/MedReason",
-            sha256="cfa75cbcc53c29b023752b0a395ff49d8202121041392735ae44771a5ec734a3",  # MedReason's copy
-        ),
-        DataFile(
-            "medbullets",
-            "medbullets/medbullets_op5.csv",
-            "Medbullets, 5 options (CSV)",
-            url=f"{_CCQA}/medbullets/medbullets_op5.csv",
-            revision=CCQA_COMMIT,
-            sha256="7da4b1397418b4bd15074066ea6a377ac44a599794a959cd8ebc76937ea597e6",
-        ),
-        DataFile(
-            "medbullets_op4",
-            "medbullets/medbullets_op4.csv",
-            "Medbullets, 4 options (CSV)",
-            url=f"{_CCQA}/medbullets/medbullets_op4.csv",
-            revision=CCQA_COMMIT,
-            sha256="f35c24c7940fd3fd28594a4081e66bded3718cd98b4491d0f307d34ceb945893",
-        ),
-        DataFile(
-            "jama",
-            "jama/jama_raw.csv",
-            "scraped JAMA Clinical Challenge cases (jama_raw.csv)",
-            how_to_get="JAMA cases are copyrighted and never shipped: run jama_scraper.py from "
-            "https://github.com/HanjieChen/ChallengeClinicalQA (with access to JAMA full text); "
-            "it writes jama_raw.csv",
-        ),
-        DataFile(
-            "jama_subset",
-            "jama/jama_test_urls_646.json",
-            "the 646-case JAMA evaluation subset (JSON list of URLs)",
-            url=f"{_OPHIUCHUS}/resources/JAMA_test_urls.json",
-            revision=OPHIUCHUS_COMMIT,
-            sha256="86104b122288c39d80335f6c2c1910e0ea3f93c76c4de750466d6dd7ce57ec19",
-        ),
-        DataFile(
-            "jama_key",
-            "jama/jama_links.json",
-            "JAMA answer key (jama_links.json)",
-            optional=True,
-            sha256="a062df30517552a0c9085053a7d5d08a8fb49b5227e8cf12233b4dd9d064212e",  # ChallengeClinicalQA's
-        ),
-    )
-}
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from lm_eval_medreason.data import registry
 from lm_eval_medreason.evaluation.answers import extract_choice, strip_accents
 from lm_eval_medreason.tokens import count_tokens
 
 FINAL_LINE = "The answer is ({letter})."
-DEFAULT_MIN_TOKENS = {"longstep": 300, "longmonolog": 500, "cot": 0}  # a CoT trace may well be short
+DEFAULT_MIN_TOKENS = {name: s.distill_min_tokens for name, s in registry.STRATEGIES.items() if s.distillable}
 STUDY_MEAN_TOKENS = {"longstep": 729, "longmonolog": 1223}
 # Expected completion tokens for rate limits and --dry-run: the study's means; for CoT (which it does not
 # give) about the vanilla CoT output length of the study's 7-8B models on MedQA.

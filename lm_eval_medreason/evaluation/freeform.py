@@ -90,6 +90,7 @@ from pathlib import Path
 
 from lm_eval.api.filter import Filter
 
+from lm_eval_medreason.data.registry import BENCHMARKS
 from lm_eval_medreason.evaluation.answers import reasoning_end, strip_accents
 from lm_eval_medreason.evaluation.hooks import dataset_hook
 from lm_eval_medreason.prompts import render
@@ -608,10 +609,11 @@ def judge_column(metadata: dict) -> dict:
     return {"judge": judge}
 
 
-jama_dataset = dataset_hook("jama", judge_column)
-jama_full_dataset = dataset_hook("jama_full", judge_column)
-medbullets_dataset = dataset_hook("medbullets", judge_column)
-medqa_dataset = dataset_hook("medqa", judge_column)
+# `{benchmark}_dataset` for every benchmark of the registry that has free-form tasks (what the task YAML names).
+for _name, _benchmark in BENCHMARKS.items():
+    if _benchmark.freeform:
+        globals()[f"{_name}_dataset"] = dataset_hook(_name, judge_column)
+del _name, _benchmark
 
 
 def prompt_freeform(doc: dict) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from lm_eval.api.filter import Filter
 
 from lm_eval_medreason.data.loaders import load_cases_with_provenance
+from lm_eval_medreason.data.registry import BENCHMARKS, STRATEGIES
 from lm_eval_medreason.evaluation.answers import read_choice
 from lm_eval_medreason.evaluation.voting import vote_metrics
 from lm_eval_medreason.prompts import render_case
@@ -53,28 +54,25 @@ def dataset_hook(benchmark: str, columns: Callable[[dict], dict] | None = None):
     return load
 
 
-medqa_dataset = dataset_hook("medqa")
-medqa_op5_dataset = dataset_hook("medqa_op5")
-medbullets_dataset = dataset_hook("medbullets")
-medbullets_op4_dataset = dataset_hook("medbullets_op4")
-jama_dataset = dataset_hook("jama")
-jama_full_dataset = dataset_hook("jama_full")
+def prompt_hook(strategy: str):
+    """The ``doc_to_text`` hook of a multiple-choice strategy: its prompt template over the question block."""
+    template = STRATEGIES[strategy].prompt
+
+    def prompt(doc: dict) -> str:
+        return render_case(template, doc)
+
+    prompt.__name__ = prompt.__qualname__ = f"prompt_{strategy}"
+    return prompt
 
 
-def prompt_vanilla(doc: dict) -> str:
-    return render_case("eval_vanilla.j2", doc)
-
-
-def prompt_cot(doc: dict) -> str:
-    return render_case("eval_cot.j2", doc)
-
-
-def prompt_longstep(doc: dict) -> str:
-    return render_case("eval_longstep.j2", doc)
-
-
-def prompt_longmonolog(doc: dict) -> str:
-    return render_case("eval_longmonolog.j2", doc)
+# What the task YAML names: `{benchmark}_dataset` for every benchmark of the registry and `prompt_{strategy}`
+# for every multiple-choice strategy (module attributes, so that lm-eval's `!function` and pickle find them).
+for _name in BENCHMARKS:
+    globals()[f"{_name}_dataset"] = dataset_hook(_name)
+for _name, _strategy in STRATEGIES.items():
+    if _strategy.multiple_choice:
+        globals()[f"prompt_{_name}"] = prompt_hook(_name)
+del _name, _strategy
 
 
 def score_response(response: str, doc: dict) -> dict:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lm_eval_medreason.data import registry
 from lm_eval_medreason.errors import ReportError
 
 if TYPE_CHECKING:
@@ -28,13 +29,12 @@ if TYPE_CHECKING:
 
 # numpy is imported where arrays are built, so that reading this module costs little.
 
-# The study's benchmarks first (Table 1 order), then the variants.
-STUDY_BENCHMARKS = ("jama", "medbullets", "medqa")
-BENCHMARKS = STUDY_BENCHMARKS + ("jama_full", "medbullets_op4", "medqa_op5")
-STRATEGIES = ("vanilla", "cot", "longstep", "longmonolog", "freeform")
+# From the registry: the study's benchmarks first (Table 1 order), then the others.
+STUDY_BENCHMARKS = registry.study_benchmarks()
+BENCHMARKS = tuple(registry.BENCHMARKS)
+STRATEGIES = tuple(registry.STRATEGIES)
 # How tables and figures name each benchmark.
-TITLES = {"jama": "JAMA", "medbullets": "Medbullets", "medqa": "MedQA", "jama_full": "JAMA (all)",
-          "medbullets_op4": "Medbullets (4 opt.)", "medqa_op5": "MedQA (5 opt.)"}
+TITLES = {name: benchmark.title for name, benchmark in registry.BENCHMARKS.items()}
 FILTERS = ("final-answer", "graded")  # multiple choice, free-form
 _TASK = re.compile(rf"^({'|'.join(sorted(BENCHMARKS, key=len, reverse=True))})_({'|'.join(STRATEGIES)})(_maj)?$")
 _MAJ_KEY = re.compile(r"^maj@(\d+)$")

@@ -22,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+from lm_eval_medreason.data import registry
 from lm_eval_medreason.errors import ReportError
 from lm_eval_medreason.reporting import stats
 from lm_eval_medreason.reporting.logs import (BENCHMARKS, STRATEGIES, STUDY_BENCHMARKS, TITLES, Run, TaskSamples,
                                               load_runs)
 
-BREAKDOWN_KEYS = {"medqa": "step", "medqa_op5": "step", "jama": "field", "jama_full": "field"}
+# benchmark -> the meta key its accuracy is broken down by (MedQA USMLE step, JAMA specialty, MedMCQA subject)
+BREAKDOWN_KEYS = {name: b.breakdown for name, b in registry.BENCHMARKS.items() if b.breakdown}
 
 
 @dataclass
@@ -182,7 +184,7 @@ def _shares_questions(a: Row, b: Row) -> bool:
 
 
 def breakdowns(rows: list[Row], n_resamples: int = stats.N_RESAMPLES, seed: int = stats.SEED) -> list[dict]:
-    """Accuracy by MedQA USMLE step and by JAMA specialty (``meta.field``), per row."""
+    """Accuracy by each benchmark's breakdown field (``BREAKDOWN_KEYS``: MedQA USMLE step, JAMA specialty, ...), per row."""
     records = []
     for row in rows:
         for benchmark, key in BREAKDOWN_KEYS.items():

@@ -24,7 +24,7 @@ def test_startup_imports_only_the_hook():
 LIST_OURS = (
     "from lm_eval.tasks import TaskManager\n"
     "tm = TaskManager()\n"
-    "print(sorted(n for n in tm.all_tasks if 'medreason' in n))"
+    "print(sorted(n for n in tm.all_groups if 'medreason' in n))"
 )
 
 

@@ -66,7 +66,8 @@ def test_plain_lm_eval_lists_every_task_and_group(fresh_venv):
     rows = {cells[0].strip(): cells[1].strip() for line in listing.splitlines()
             if len(cells := line.strip("|").split("|")) > 1}
     names = [f"medreason_{s}" for s in STRATEGIES] + [
-        f"{b}_{s}" for b in ("jama", "jama_full", "medbullets", "medbullets_op4", "medqa", "medqa_op5") for s in STRATEGIES
+        f"{b}_{s}" for b in ("jama", "jama_full", "medbullets", "medbullets_op4", "medqa", "medqa_op5",
+                             "medreason_medmcqa") for s in STRATEGIES
     ]
     for name in names:
         assert rows.get(name, "").startswith(fresh_venv["site"]), f"{name} not listed from the installed wheel"

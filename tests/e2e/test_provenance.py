@@ -43,7 +43,7 @@ def warnings_about(caplog, text: str) -> list[str]:
 
 def test_every_default_download_is_pinned_to_a_commit():
     downloads = {key: file for key, file in sources.FILES.items() if file.url or file.hub}
-    assert sorted(downloads) == ["jama_subset", "medbullets", "medbullets_op4", "medqa", "medqa_train"]
+    assert sorted(downloads) == ["jama_subset", "medbullets", "medbullets_op4", "medmcqa", "medqa", "medqa_train"]
     for key, file in downloads.items():
         assert SHA1_HEX.fullmatch(file.revision or ""), key
         if file.url:

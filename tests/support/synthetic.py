@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import uuid
 from pathlib import Path
 
 LETTERS = "ABCDE"
@@ -202,6 +203,28 @@ def _jama_row(link: str, question: str, texts: list[str], gold: str, field: str)
     return row
 
 
+_MEDMCQA_SUBJECTS = [("Medicine", "Cardiology"), ("Medicine", None), ("Pathology", "Hematology"),
+                     ("Ophthalmology", "Retina"), ("Pharmacology", None)]
+
+
+def medmcqa_rows(n: int, seed: int = 0, first: int = 1) -> list[dict]:
+    """MedMCQA rows as upstream: id, question, opa..opd, cop (the correct option counted from ``first``: 1 in
+    dev.json of the original release, 0 in the hub dataset openlifescienceai/medmcqa), choice_type, exp,
+    subject_name, topic_name (null in some rows, as upstream). The same seed gives the same questions."""
+    rng = random.Random(seed)
+    rows = []
+    for i, pos in enumerate(gold_positions(n, 4, rng)):
+        question, correct, distractors = vignette(i, rng)
+        texts, _ = place_options(correct, distractors[:3], pos, rng)
+        subject, topic = _MEDMCQA_SUBJECTS[i % len(_MEDMCQA_SUBJECTS)]
+        row = {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "question": question}
+        row.update(zip(OPTION_COLUMNS[:4], texts))
+        row.update(cop=pos + first, choice_type="multi" if i % 4 == 3 else "single",
+                   exp=f"Ans. is '{LETTERS[pos].lower()}' i.e., {correct}", subject_name=subject, topic_name=topic)
+        rows.append(row)
+    return rows
+
+
 def answer_key(rows: list[dict]) -> list[dict]:
     """A jama_links.json-style answer key for scraped rows."""
     return [{"id": i, "link": r["link"], "answer_idx": r["answer_idx"], "answer": r["answer"]} for i, r in enumerate(rows)]
@@ -238,12 +261,13 @@ def write_data_dir(root: Path, n: int = 6, seed: int = 0) -> dict:
     Files: medqa/medqa_us_test_4options.jsonl, medqa/medqa_us_test_5options.jsonl,
     medbullets/medbullets_op5.csv, medbullets/medbullets_op4.csv (same questions, rows
     reversed, one distractor fewer), jama/jama_raw.csv (scraped format with a field
-    column), jama/jama_test_urls_646.json (about two thirds of the JAMA links, shuffled)
-    and jama/jama_links.json (the answer key for every JAMA row).
+    column), jama/jama_test_urls_646.json (about two thirds of the JAMA links, shuffled),
+    jama/jama_links.json (the answer key for every JAMA row) and medmcqa/dev.json (MedMCQA's
+    release format, cop 1-4).
 
     Returns {"root": root, "paths": {file key: Path}, "ids": {benchmark: [case ids in
     load order]}, "gold": {benchmark: [gold letters in load order]}}. File keys are those
-    of lm_eval_medreason.data.sources.FILES; benchmark names those of loaders.BENCHMARKS.
+    of lm_eval_medreason.data.registry.FILES; benchmark names those of registry.BENCHMARKS.
     """
     root = Path(root)
     rng = random.Random(seed)
@@ -252,6 +276,7 @@ def write_data_dir(root: Path, n: int = 6, seed: int = 0) -> dict:
     bullets5 = medbullets_rows(n, 5, seed + 2)
     bullets4 = _drop_last_distractor(list(reversed(bullets5)))
     jama = jama_rows(n, seed + 3)
+    medmcqa = medmcqa_rows(n, seed + 4)
     subset = [row["link"] for row in rng.sample(jama, max(1, (2 * n) // 3))]
     paths = {
         "medqa": write_jsonl(root / "medqa" / "medqa_us_test_4options.jsonl", medqa4),
@@ -261,6 +286,7 @@ def write_data_dir(root: Path, n: int = 6, seed: int = 0) -> dict:
         "jama": write_csv(root / "jama" / "jama_raw.csv", jama, JAMA_COLUMNS, lineterminator="\n"),
         "jama_subset": write_json(root / "jama" / "jama_test_urls_646.json", subset),
         "jama_key": write_json(root / "jama" / "jama_links.json", answer_key(jama)),
+        "medmcqa": write_jsonl(root / "medmcqa" / "dev.json", medmcqa),
     }
     by_link = {row["link"]: row for row in jama}
     ids = {
@@ -270,6 +296,7 @@ def write_data_dir(root: Path, n: int = 6, seed: int = 0) -> dict:
         "medbullets_op4": [row["link"] for row in bullets4],
         "jama_full": [row["link"] for row in jama],
         "jama": subset,
+        "medreason_medmcqa": [row["id"] for row in medmcqa],
     }
     gold = {
         "medqa": [row["answer_idx"] for row in medqa4],
@@ -278,6 +305,7 @@ def write_data_dir(root: Path, n: int = 6, seed: int = 0) -> dict:
         "medbullets_op4": [row["answer_idx"] for row in bullets4],
         "jama_full": [row["answer_idx"] for row in jama],
         "jama": [by_link[link]["answer_idx"] for link in subset],
+        "medreason_medmcqa": [LETTERS[row["cop"] - 1] for row in medmcqa],
     }
     return {"root": root, "paths": paths, "ids": ids, "gold": gold}
 

@@ -1,14 +1,17 @@
-"""Task YAML is generated from two bases; the files in tasks/ must be what the generator writes."""
+"""Task YAML is generated from the registry; the files in tasks/ and the README's task tables must be what the
+generator writes."""
 
 import yaml
 
-from lm_eval_medreason.evaluation.tasks import FOLDERS, STRATEGIES, expected_files
+from lm_eval_medreason.evaluation.tasks import FOLDERS, STRATEGIES, expected_files, readme_path, with_tables
 from lm_eval_medreason.resources import prompts_dir, tasks_dir
 
 
 def test_task_files_are_up_to_date():
     stale = [path for path, text in expected_files().items() if (tasks_dir() / path).read_text(encoding="utf-8") != text]
     assert not stale, f"run `python -m lm_eval_medreason.evaluation.tasks` to regenerate {stale}"
+    readme = readme_path().read_text(encoding="utf-8")
+    assert with_tables(readme) == readme, "run `python -m lm_eval_medreason.evaluation.tasks` to regenerate README.md"
 
 
 def test_no_unknown_task_files():

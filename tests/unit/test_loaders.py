@@ -31,9 +31,10 @@ from tests.support.synthetic import (
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
-N_OPTIONS = {"medqa": 4, "medqa_op5": 5, "medbullets": 5, "medbullets_op4": 4, "jama": 4, "jama_full": 4}
+N_OPTIONS = {"medqa": 4, "medqa_op5": 5, "medbullets": 5, "medbullets_op4": 4, "jama": 4, "jama_full": 4,
+             "medreason_medmcqa": 4}
 FILE_OF = {"medqa": "medqa", "medqa_op5": "medqa_op5", "medbullets": "medbullets",
-           "medbullets_op4": "medbullets_op4", "jama": "jama", "jama_full": "jama"}
+           "medbullets_op4": "medbullets_op4", "jama": "jama", "jama_full": "jama", "medreason_medmcqa": "medmcqa"}
 
 
 def assert_case_schema(case: dict, n_options: int) -> None:
@@ -62,7 +63,7 @@ def assert_one_line_error(err: pytest.ExceptionInfo, *fragments: str) -> str:
 def test_benchmark_names():
     assert set(BENCHMARKS) == set(N_OPTIONS)
     for name, spec in BENCHMARKS.items():
-        assert spec.name == name and spec.source in sources.FILES
+        assert spec.name == name and sources.FILES[spec.source.key] is spec.source
         with pytest.raises(dataclasses.FrozenInstanceError):
             spec.name = "other"
 
