@@ -1,7 +1,7 @@
 """Load every benchmark of the registry into one case schema, checking every row.
 
 A case is ``{id, question, options: {letter: text}, answer_idx, answer, meta}``
-whatever the source format (see DESIGN.md). A bad row is a ``DataError`` whose
+whatever the source format. A bad row is a ``DataError`` whose
 one-line message names the file and the row, never a silent skip. Which loader reads a
 benchmark is its registry row's ``format``, a key of ``FORMATS``: a new file format is one
 entry there and one function that turns a record into a case.

@@ -1,4 +1,4 @@
-"""extract_choice on the forms of issue 13 ("Grading you can trust"), several phrasings each: concluding
+"""extract_choice on the forms a careful human grader reads, several phrasings each: concluding
 sentences naming an option, label lines, arrows, lowercase letters, inline self-corrections,
 conditionals, cut-off analyses, what small instruct models write, restated option lists.
 Each section has the readings a careful grader makes and the traps next to them."""

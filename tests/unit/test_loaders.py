@@ -38,7 +38,7 @@ FILE_OF = {"medqa": "medqa", "medqa_op5": "medqa_op5", "medbullets": "medbullets
 
 
 def assert_case_schema(case: dict, n_options: int) -> None:
-    """A case has exactly the schema of DESIGN.md, with consistent gold letter and text."""
+    """A case has exactly the one case schema (id, question, options, answer_idx, answer, meta), with consistent gold letter and text."""
     assert set(case) == {"id", "question", "options", "answer_idx", "answer", "meta"}
     assert isinstance(case["id"], str) and case["id"]
     assert isinstance(case["question"], str) and case["question"].strip() == case["question"] != ""
