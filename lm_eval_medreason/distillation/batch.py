@@ -31,6 +31,7 @@ import asyncio
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from lm_eval_medreason.distillation.teacher import JsonObject, Reply, Teacher, http_error, read_reply, status_error
@@ -45,8 +46,9 @@ def batch_key(custom_ids) -> str:
     return hashlib.sha256("\n".join(sorted(custom_ids)).encode()).hexdigest()[:24]
 
 
+@dataclass
 class BatchTeacher(Teacher):
-    """A ``Teacher`` whose ``ask`` waits for a batch (see the module docstring)."""
+    """A ``Teacher`` whose ``ask`` waits for a batch (see the module docstring); its own settings are fields too."""
 
     state_path: Path | None = None
     poll_interval: float = 30.0

@@ -190,12 +190,9 @@ class DistillConfig(Options):
         from lm_eval_medreason.distillation.batch import BatchTeacher
 
         # every pending case asks at once: the batch, not the requests in flight, is the unit
-        teacher = BatchTeacher(self.model, concurrency=10**9, **settings)
-        # BatchTeacher's own settings are class attributes, not constructor arguments
-        teacher.state_path = self.output.with_name(self.output.name + ".batches.json")
-        teacher.poll_interval = self.batch_poll_interval
-        teacher.max_batch_requests = self.batch_max_requests
-        return teacher
+        return BatchTeacher(self.model, concurrency=10**9, **settings,
+                            state_path=self.output.with_name(self.output.name + ".batches.json"),
+                            poll_interval=self.batch_poll_interval, max_batch_requests=self.batch_max_requests)
 
 
 # ---------------------------------------------------------------- inputs
