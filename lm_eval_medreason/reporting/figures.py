@@ -1,17 +1,26 @@
-"""The study's figures as PNG, from the report's rows (see report.py).
+"""The study's figures, from the report's rows (see report.py): PNG files, and SVG for the HTML page.
 
 Every figure is 8 x 5 inches at 100 dpi, i.e. 800 x 500 pixels, always: figures are
 built with ``matplotlib.figure.Figure`` (the Agg canvas, no pyplot state, no GUI
 backend) and saved without ``bbox_inches="tight"``, which would change the size;
 ``layout="constrained"`` keeps legends and labels inside. Each drawer returns
-``(path, None)`` or ``(None, why)`` when its data is absent, so the report can say
-which figure it skipped and why.
+``(figure, None)`` or ``(None, why)`` when its data is absent, so the report can say
+which figure it skipped and why. Every bar and point gets an SVG id (``gid``) whose
+tooltip (``figure.titles``) names its run, written into the SVG as a ``<title>``.
+
+The mean-accuracy figures (2 and 3) pool the study's three benchmarks when some row
+ran all three; otherwise the benchmarks present (``mean_benchmarks``), and they say which.
 """
 
 from __future__ import annotations
 
+import html
+import io
+import re
+from collections import Counter
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -30,17 +39,59 @@ def _short(text: str, width: int = 36) -> str:
 
 
 def _new() -> Figure:
-    return Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    fig.titles = {}  # SVG gid -> tooltip naming the run
+    return fig
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def _name(fig: Figure, artist, title: str) -> None:
+    gid = f"pt{len(fig.titles)}"
+    artist.set_gid(gid)
+    fig.titles[gid] = title
+
+
+def save_png(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, format="png")
     return path
 
 
-def _grouped_bars(ax, groups: list[str], series: list[tuple[str, list, list | None]], style) -> None:
+def svg(fig: Figure, salt: str) -> str:
+    """The figure as an inline ``<svg>`` element: text kept as text, ids salted per figure (several share one
+    page), each named artist with a ``<title>`` tooltip."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
+        fig.savefig(buffer, format="svg")
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    for gid, title in fig.titles.items():
+        text = text.replace(f'<g id="{gid}">', f'<g id="{salt}-{gid}" class="point"><title>{html.escape(title)}</title>', 1)
+    return re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', r'<svg \1', text, count=1)
+
+
+def mean_benchmarks(rows) -> tuple[str, ...]:
+    """The benchmarks the mean-accuracy figures pool: the study's three when some row ran all three, else the
+    study benchmarks every row that ran any shares (else those of the most rows), in Table 1 order."""
+    if any(row.has_study_benchmarks() for row in rows):
+        return STUDY_BENCHMARKS
+    sets = [frozenset(b for b in STUDY_BENCHMARKS if b in row.tasks) for row in rows]
+    sets = [s for s in sets if s]
+    if not sets:
+        return ()
+    common = frozenset.intersection(*sets) or Counter(sets).most_common(1)[0][0]
+    return tuple(b for b in STUDY_BENCHMARKS if b in common)
+
+
+def _which(benchmarks) -> str:
+    return ", ".join(TITLES[b] for b in benchmarks)
+
+
+def _has(row, benchmarks) -> bool:
+    return all(b in row.tasks for b in benchmarks) and sum(row.scores(b)[1].size for b in benchmarks) > 0
+
+
+def _grouped_bars(ax, groups: list[str], series: list[tuple[str, list, list | None]], style, fig=None, unit="") -> None:
     """Bars: one cluster per group, one bar per series (label, heights, optional (lo, hi) pairs); NaN = no bar.
-    ``style(i)`` gives the i-th series' bar keywords (color, hatch)."""
+    ``style(i)`` gives the i-th series' bar keywords (color, hatch); each bar is named on ``fig`` for its tooltip."""
     width = 0.8 / max(1, len(series))
     x = np.arange(len(groups))
     for i, (label, heights, intervals) in enumerate(series):
@@ -48,8 +99,13 @@ def _grouped_bars(ax, groups: list[str], series: list[tuple[str, list, list | No
         errors = None
         if intervals is not None:
             errors = np.array([[h - lo, hi - h] for h, (lo, hi) in zip(heights, intervals)]).T
-        ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(heights), width, label=label, yerr=errors,
-               capsize=2, error_kw={"elinewidth": 0.8}, edgecolor="white", linewidth=0.5, **style(i))
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(heights), width, label=label, yerr=errors,
+                      capsize=2, error_kw={"elinewidth": 0.8}, edgecolor="white", linewidth=0.5, **style(i))
+        if fig is not None:
+            for g, (bar, h) in enumerate(zip(bars, heights)):
+                if not np.isnan(h):
+                    interval = f" [{intervals[g][0]:.1f}, {intervals[g][1]:.1f}]" if intervals is not None else ""
+                    _name(fig, bar, f"{label} · {groups[g]}: {h:.1f}{unit}{interval}")
     ax.set_xticks(x, groups)
 
 
@@ -60,72 +116,87 @@ def _colors(n: int):
     return lambda i: cmap(i % cmap.N)
 
 
-def figure2(rows, records, path: Path):
-    """Weighted mean accuracy by strategy, one bar per model (the study's Figure 2)."""
-    with_mean = [r for r in records if "mean_acc" in r]
-    if not with_mean:
-        return None, "no (model, strategy) has all of JAMA, Medbullets and MedQA"
-    strategies = list(dict.fromkeys(r["strategy"] for r in with_mean))
-    models = list(dict.fromkeys(r["model"] for r in with_mean))
-    by_key = {(r["model"], r["strategy"]): r for r in with_mean}
+def figure2(rows, records, n_resamples: int = stats.N_RESAMPLES, seed: int = stats.SEED):
+    """Size-weighted mean accuracy by strategy, one bar per model (the study's Figure 2), over ``mean_benchmarks``."""
+    benchmarks = mean_benchmarks(rows)
+    chosen = [(row, rec) for row, rec in zip(rows, records) if benchmarks and _has(row, benchmarks)]
+    if not chosen:
+        return None, "no (model, strategy) has a graded answer on JAMA, Medbullets or MedQA"
+    strategies = list(dict.fromkeys(rec["strategy"] for _, rec in chosen))
+    models = list(dict.fromkeys(rec["model"] for _, rec in chosen))
+    by_key = {}
+    for row, rec in chosen:
+        strata = [row.scores(b)[1] for b in benchmarks]
+        lo, hi = stats.bootstrap_ci(strata, n_resamples, seed)
+        by_key[(rec["model"], rec["strategy"])] = (100 * stats.pooled_mean(strata), 100 * lo, 100 * hi)
     series = []
     for model in models:
         cells = [by_key.get((model, s)) for s in strategies]
-        heights = [c["mean_acc"] if c else np.nan for c in cells]
-        intervals = [(c["mean_acc_lo"], c["mean_acc_hi"]) if c else (np.nan, np.nan) for c in cells]
-        series.append((_short(model), heights, intervals))
+        series.append((_short(model), [c[0] if c else np.nan for c in cells],
+                       [(c[1], c[2]) if c else (np.nan, np.nan) for c in cells]))
     fig = _new()
     ax = fig.add_subplot()
     color = _colors(len(models))
-    _grouped_bars(ax, strategies, series, lambda i: {"color": color(i)})
+    _grouped_bars(ax, strategies, series, lambda i: {"color": color(i)}, fig, "%")
     ax.set_ylabel("mean accuracy (%), size-weighted")
     ax.set_ylim(0, 100)
-    ax.set_title("Mean accuracy by strategy (JAMA, Medbullets, MedQA)")
+    ax.set_title(f"Mean accuracy by strategy ({_which(benchmarks)})")
     ax.legend(fontsize="small", title="model", title_fontsize="small")
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path), None
+    fig.benchmarks = benchmarks
+    return fig, None
 
 
-def figure3_data(rows) -> list[dict]:
+def figure3_data(rows, benchmarks: tuple[str, ...] | None = None) -> list[dict]:
     """Figure 3's points: (tokens, accuracy) per single-answer row, and per maj row its curve over k with
     tokens = k x mean tokens per response and accuracy = size-weighted maj@k; accuracy as a fraction.
-    Only rows with all three study benchmarks (the weighted mean needs them)."""
+    Only rows with all of ``benchmarks`` (default ``mean_benchmarks(rows)``: the weighted mean needs them)."""
+    benchmarks = mean_benchmarks(rows) if benchmarks is None else benchmarks
     points = []
-    for row in (r for r in rows if r.has_study_benchmarks()):
-        if not sum(row.scores(b)[1].size for b in STUDY_BENCHMARKS):
+    for row in (r for r in rows if benchmarks and all(b in r.tasks for b in benchmarks)):
+        if not sum(row.scores(b)[1].size for b in benchmarks):
             continue  # every grade missing (all judge errors): no accuracy to plot
-        tokens = stats.pooled_mean([row.tasks[b].metrics["output_tokens"] for b in STUDY_BENCHMARKS])
+        tokens = stats.pooled_mean([row.tasks[b].metrics["output_tokens"] for b in benchmarks])
         if not row.maj_k:
-            acc = stats.pooled_mean([row.scores(b)[1] for b in STUDY_BENCHMARKS])
+            acc = stats.pooled_mean([row.scores(b)[1] for b in benchmarks])
             points.append({"model": row.model, "strategy": row.strategy, "k": None, "tokens": tokens, "acc": acc})
             continue
-        ks = sorted(set.intersection(*(set(row.tasks[b].maj_ks) for b in STUDY_BENCHMARKS)))
+        ks = sorted(set.intersection(*(set(row.tasks[b].maj_ks) for b in benchmarks)))
         for k in ks:
-            acc = stats.pooled_mean([row.scores(b, f"maj@{k}")[1] for b in STUDY_BENCHMARKS])
+            acc = stats.pooled_mean([row.scores(b, f"maj@{k}")[1] for b in benchmarks])
             points.append({"model": row.model, "strategy": f"{row.base} maj", "k": k, "tokens": k * tokens, "acc": acc})
     return points
 
 
-def figure3(rows, records, path: Path):
+def figure3(rows, records, n_resamples: int = stats.N_RESAMPLES, seed: int = stats.SEED):
     """Accuracy against average output tokens per question; maj@k curves at k x tokens per response (Figure 3)."""
-    points = figure3_data(rows)
+    benchmarks = mean_benchmarks(rows)
+    points = figure3_data(rows, benchmarks)
     if not points:
-        return None, "no (model, strategy) has all of JAMA, Medbullets and MedQA"
+        return None, "no (model, strategy) has a graded answer on JAMA, Medbullets or MedQA"
     models = list(dict.fromkeys(p["model"] for p in points))
     n_curves = len({(p["model"], p["strategy"]) for p in points if p["k"] is not None})
     color = _colors(len(models))
     fig = _new()
     ax = fig.add_subplot()
+
+    def name(artist, p):
+        k = f"@{p['k']}" if p["k"] else ""
+        _name(fig, artist, f"{p['model']} · {p['strategy']}{k}: {100 * p['acc']:.1f}% at {p['tokens']:.0f} tokens")
+
     for m, model in enumerate(models):
         mine = [p for p in points if p["model"] == model]
         for p in (p for p in mine if p["k"] is None):
-            ax.scatter(p["tokens"], 100 * p["acc"], color=color(m), marker=_MARKERS.get(p["strategy"], "o"), s=50,
-                       label=f"{_short(model)} · {p['strategy']}", zorder=3)
+            name(ax.scatter(p["tokens"], 100 * p["acc"], color=color(m), marker=_MARKERS.get(p["strategy"], "o"), s=50,
+                            label=f"{_short(model)} · {p['strategy']}", zorder=3), p)
         for strategy in dict.fromkeys(p["strategy"] for p in mine if p["k"] is not None):
             curve = sorted((p for p in mine if p["strategy"] == strategy and p["k"] is not None), key=lambda p: p["k"])
             xs, ys = [p["tokens"] for p in curve], [100 * p["acc"] for p in curve]
-            ax.plot(xs, ys, color=color(m), marker=_MARKERS.get(strategy.split()[0], "o"), markersize=4,
-                    linestyle="--", label=f"{_short(model)} · {strategy}@k")
+            marker = _MARKERS.get(strategy.split()[0], "o")
+            ax.plot(xs, ys, color=color(m), marker=marker, markersize=4, linestyle="--",
+                    label=f"{_short(model)} · {strategy}@k")
+            for p, x, y in zip(curve, xs, ys):  # one named marker per point, for its tooltip
+                name(ax.scatter(x, y, color=color(m), marker=marker, s=16, zorder=3), p)
             if n_curves <= 3:  # with more, the labels would overlap; the x axis still reads k x tokens
                 for p, x, y in zip(curve, xs, ys):
                     ax.annotate(f"k={p['k']}", (x, y), textcoords="offset points", xytext=(3, -9), fontsize=6,
@@ -137,13 +208,14 @@ def figure3(rows, records, path: Path):
         ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set_xlabel("average output tokens per question (maj@k: k × tokens per response)")
     ax.set_ylabel("mean accuracy (%), size-weighted")
-    ax.set_title("Accuracy against inference-time compute")
+    ax.set_title(f"Accuracy against inference-time compute ({_which(benchmarks)})")
     ax.legend(fontsize="x-small", loc="best")
     ax.grid(alpha=0.3)
-    return _save(fig, path), None
+    fig.benchmarks = benchmarks
+    return fig, None
 
 
-def figure5(rows, records, path: Path):
+def figure5(rows, records, n_resamples: int = stats.N_RESAMPLES, seed: int = stats.SEED):
     """Accuracy (left) and average output tokens (right) per benchmark, one bar per (model, strategy) (Figure 5).
     A maj@k row's tokens are per sampled response, as in Table 1."""
     chosen = list(zip(rows, records))
@@ -167,8 +239,8 @@ def figure5(rows, records, path: Path):
             [(rec.get(f"{b}_acc_lo", np.nan), rec.get(f"{b}_acc_hi", np.nan)) for b in benchmarks])
            for label, (_, rec) in zip(labels, chosen)]
     tokens = [(label, [rec.get(f"{b}_tokens", np.nan) for b in benchmarks], None) for label, (_, rec) in zip(labels, chosen)]
-    _grouped_bars(acc_ax, titles, acc, style)
-    _grouped_bars(tok_ax, titles, tokens, style)
+    _grouped_bars(acc_ax, titles, acc, style, fig, "%")
+    _grouped_bars(tok_ax, titles, tokens, style, fig, " tokens")
     acc_ax.set_ylabel("accuracy (%)")
     acc_ax.set_ylim(0, 100)
     tok_ax.set_ylabel("average output tokens")
@@ -178,7 +250,7 @@ def figure5(rows, records, path: Path):
     per_column = 60 + 5 * max(len(n) for n in names)  # pixels of one x-small legend entry, roughly
     fig.legend(handles, names, loc="outside lower center", ncol=max(1, min(len(names), 760 // per_column)), fontsize="x-small")
     fig.suptitle("Accuracy and output tokens per benchmark")
-    return _save(fig, path), None
+    return fig, None
 
 
 FIGURES = {

@@ -58,6 +58,7 @@ class TaskSamples:
     metrics: dict[str, np.ndarray]
     meta: list[dict]
     grading: list[dict] | None = None  # free-form only: correct, matcher_correct, grader, judge_error
+    path: Path | None = None  # the samples log (the HTML page reads the responses from it)
 
     @property
     def maj_ks(self) -> list[int]:
@@ -240,7 +241,8 @@ def read_samples(path: Path, task: str, parsed: tuple[str, str, bool], expected:
             metrics[name] = np.array([np.nan if row.get(name) is None else float(row[name]) for row in values])
         except (TypeError, ValueError):
             continue  # not a per-question number (a metric of another kind); the report does not use it
-    samples = TaskSamples(task, benchmark, strategy, maj, ids, metrics, meta, grading if strategy == "freeform" else None)
+    samples = TaskSamples(task, benchmark, strategy, maj, ids, metrics, meta, grading if strategy == "freeform" else None,
+                          path)
     if (maj and not samples.maj_ks) or (not maj and "acc" not in metrics) or "output_tokens" not in metrics:
         wanted = "maj@k" if maj else "acc"
         raise ReportError(f"{path}: samples carry no '{wanted}' or 'output_tokens' values (not a medreason task log?)")

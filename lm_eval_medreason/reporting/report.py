@@ -366,12 +366,21 @@ def make_report(paths: list[Path], output: Path, compare_pairs: list[list[str]] 
     if agreement:
         text("freeform_agreement.md", agreement_markdown(agreement))
 
+    drawn = {}
     for name, draw in figures.FIGURES.items():
-        path, why = draw(rows, records, output / name)
-        if path:
-            written[name] = path
-        else:
+        fig, why = draw(rows, records, n_resamples, seed)
+        if fig is None:
             notes.append(f"skipped {name}: {why}")
+            continue
+        written[name] = figures.save_png(fig, output / name)
+        if getattr(fig, "benchmarks", STUDY_BENCHMARKS) != STUDY_BENCHMARKS:
+            notes.append(f"{name}: over {', '.join(TITLES[b] for b in fig.benchmarks)} only (not all of JAMA, "
+                         "Medbullets and MedQA ran)")
+        drawn[name] = fig
+    from lm_eval_medreason.reporting import page
+
+    written["index.html"] = page.write_page(
+        output / "index.html", rows, records, comparisons, by_difficulty, drawn, notes, n_resamples, seed)
     for note in notes:
         echo(f"note: {note}")
     for name, path in written.items():
