@@ -45,6 +45,8 @@ def test_wheel_ships_tasks_prompts_and_hook(fresh_venv):
     assert (site_packages / "lm_eval_medreason.pth").is_file()
     assert (site_packages / "lm_eval_medreason" / "tasks" / "jama" / "jama_longmonolog.yaml").is_file()
     assert (site_packages / "lm_eval_medreason" / "prompts" / "question.j2").is_file()
+    page = site_packages / "lm_eval_medreason" / "reporting" / "page"
+    assert all((page / name).is_file() for name in ("index.html.j2", "page.js", "page.css"))
     tasks_dir = subprocess.run(
         [str(fresh_venv["python"].parent / "medreason"), "tasks-dir"], check=True, capture_output=True, text=True
     ).stdout.strip()

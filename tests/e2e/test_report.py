@@ -74,7 +74,7 @@ def voting(cases: dict):
     return answer
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def out(tmp_path_factory) -> Path:
     """OUT/alpha and OUT/beta from real lm_eval runs of medreason_cot and medreason_longmonolog; with the _maj
     tasks, alpha also has a second run (another timestamp, same folder) of medreason_cot_maj."""
@@ -104,7 +104,7 @@ def report(*args, check=True):
     return result
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reported(out, tmp_path_factory) -> tuple[Path, str]:
     rep = tmp_path_factory.mktemp("rep") / "report"
     return rep, report(out, "--output", rep).stdout

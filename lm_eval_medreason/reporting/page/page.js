@@ -206,5 +206,4 @@
   });
   if (!tasks.length) { $("questions").replaceChildren(el("p", null, "No responses in this report.")); return; }
   render();
-  if (location.hash.startsWith("#task=")) $("browser").scrollIntoView();
 })();
