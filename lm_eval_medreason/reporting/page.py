@@ -180,7 +180,7 @@ def _acc(record: dict, key: str) -> dict | None:
 
 def write_page(path: Path, rows, records, comparisons, breakdowns, drawn: dict, notes: list[str],
                n_resamples: int, seed: int) -> Path:
-    """Write the page; the responses are read and written one task at a time (never all in memory as HTML)."""
+    """Write the page: read every task's responses, then stream the template into ``path``."""
     from lm_eval_medreason.reporting.report import present_benchmarks
 
     benchmarks = present_benchmarks(rows)
@@ -221,15 +221,12 @@ def write_page(path: Path, rows, records, comparisons, breakdowns, drawn: dict, 
                 else ": not all of JAMA, Medbullets and MedQA ran, so this is not the study's three-benchmark mean.")
         figure_blocks.append({"name": name, "title": FIGURE_TITLES.get(name, name), "caption": caption,
                               "svg": figures_module.svg(fig, name.split("_")[0])})
+    # The first task's block and the cases come before the script, the other tasks after it: the page renders its
+    # first view while the browser is still reading the rest.
     cases: dict = {}
-
-    def blocks():
-        for i, task in enumerate(tasks):
-            data = read_task(task["samples"], task["k"], cases)
-            yield {"id": f"data-{i}", "json": _json(data)}
-
-    def cases_json() -> str:
-        return _json({b: {k: v for k, v in c.items() if k != "index"} for b, c in cases.items()})
+    blocks = [{"id": f"data-{i}", "json": _json(read_task(task["samples"], task["k"], cases))}
+              for i, task in enumerate(tasks)]
+    cases_json = _json({b: {k: v for k, v in c.items() if k != "index"} for b, c in cases.items()})
 
     meta = [{k: t[k] for k in ("key", "model", "task", "strategy", "benchmark", "title", "k", "freeform")}
             | {"data": f"data-{i}", "by": registry.BENCHMARKS[t["benchmark"]].breakdown} for i, t in enumerate(tasks)]
@@ -237,7 +234,7 @@ def write_page(path: Path, rows, records, comparisons, breakdowns, drawn: dict, 
     template = env.get_template("index.html.j2")
     stream = template.stream(
         benchmarks=[{"name": b, "title": TITLES[b]} for b in benchmarks], table=table, comparisons=comparison_rows,
-        breakdowns=breakdown_rows, figures=figure_blocks, notes=notes, tasks=tasks, blocks=blocks(),
+        breakdowns=breakdown_rows, figures=figure_blocks, notes=notes, tasks=tasks, first=blocks[:1], rest=blocks[1:],
         cases_json=cases_json, meta_json=_json({"tasks": meta, "pageSize": PAGE_SIZE}),
         settings=f"95% percentile bootstrap over questions, {n_resamples} resamples, seed {seed}",
         css=(TEMPLATES / "page.css").read_text(encoding="utf-8"), js=(TEMPLATES / "page.js").read_text(encoding="utf-8"),

@@ -1,6 +1,6 @@
 // The response browser: state lives in the URL hash (#task=KEY&vs=KEY&filter=wrong&group=G&q=TEXT&page=N), so
 // every view can be linked to. A task's JSON block is parsed only when the task is first shown; PAGE_SIZE questions
-// are rendered at a time.
+// are rendered at a time. This script runs after the first task's block: later blocks may still be loading.
 (function () {
   "use strict";
   const meta = JSON.parse(document.getElementById("meta").textContent);
@@ -160,6 +160,13 @@
     const state = readHash();
     if (!state.task) {
       $("questions").replaceChildren(el("p", "verdict-w", `No task ${state.missing} in this report.`));
+      return;
+    }
+    const early = [state.task, state.vs].some((t) => t && t.data !== "data-0");
+    if (early && document.readyState === "loading") {
+      // a task whose block the browser has not read yet: render once the whole page is in
+      $("questions").replaceChildren(el("p", null, "Loading the responses…"));
+      document.addEventListener("DOMContentLoaded", render, { once: true });
       return;
     }
     const a = data(state.task);
