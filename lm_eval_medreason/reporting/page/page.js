@@ -211,6 +211,7 @@
     // links to sections (#table1, ...) are plain anchors; only browser states re-render
     if (location.hash.startsWith("#task=")) { render(); $("browser").scrollIntoView(); }
   });
+  window.addEventListener("load", () => { document.body.dataset.loadedMs = performance.now().toFixed(0); });
   if (!tasks.length) { $("questions").replaceChildren(el("p", null, "No responses in this report.")); return; }
   render();
 })();
