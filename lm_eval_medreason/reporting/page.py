@@ -178,12 +178,9 @@ def _acc(record: dict, key: str) -> dict | None:
     return {"acc": f"{record[key]:.1f}", "ci": f"[{record[key + '_lo']:.1f}, {record[key + '_hi']:.1f}]"}
 
 
-def write_page(path: Path, rows, records, comparisons, breakdowns, drawn: dict, notes: list[str],
+def write_page(path: Path, rows, benchmarks: list[str], records, comparisons, breakdowns, drawn: dict, notes: list[str],
                n_resamples: int, seed: int) -> Path:
     """Write the page: read every task's responses, then stream the template into ``path``."""
-    from lm_eval_medreason.reporting.report import present_benchmarks
-
-    benchmarks = present_benchmarks(rows)
     tasks = []  # the browser's tasks, in Table 1 order
     by_label = {row.label: row for row in rows}
     table = []

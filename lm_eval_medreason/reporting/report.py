@@ -380,7 +380,7 @@ def make_report(paths: list[Path], output: Path, compare_pairs: list[list[str]] 
     from lm_eval_medreason.reporting import page
 
     written["index.html"] = page.write_page(
-        output / "index.html", rows, records, comparisons, by_difficulty, drawn, notes, n_resamples, seed)
+        output / "index.html", rows, present_benchmarks(rows), records, comparisons, by_difficulty, drawn, notes, n_resamples, seed)
     for note in notes:
         echo(f"note: {note}")
     for name, path in written.items():

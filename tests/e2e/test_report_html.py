@@ -1,6 +1,6 @@
 """`medreason report`'s index.html, opened from file:// in headless Chromium (Debian's `chromium`, installed by
 .ci/run): the page's state comes from the URL hash, so each view is one `--dump-dom` of a hash. Inputs are the
-real lm_eval runs of tests/e2e/test_report.py (its session fixtures)."""
+real lm_eval runs of tests/e2e/conftest.py (its session fixtures)."""
 
 import json
 import re
@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_report import (HAS_MAJ, MODELS, STRATEGIES, STUDY, mean, out, png_size, report,  # noqa: F401
-                                   reported, samples)
+from tests.support.report_runs import HAS_MAJ, MODELS, STRATEGIES, STUDY, mean, png_size, report, samples  # noqa: F401
 
 pytestmark = pytest.mark.slow
 CHROMIUM = next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
