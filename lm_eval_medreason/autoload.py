@@ -1,4 +1,4 @@
-"""Make the plain `lm_eval --tasks jama_longmonolog` see this package's tasks.
+"""Make the plain `lm_eval --tasks jama_longmonolog` see this package's tasks, and `--model medreason` its model.
 
 lm-eval 0.4.x only scans its own tasks folder and `--include_path`; a task
 entry-point group is proposed upstream (lm-evaluation-harness PR #4015) but not
@@ -14,13 +14,19 @@ lm-eval's own tests check that nothing else appears, so the hook adds nothing
 then. An lm-eval that finds our tasks through the entry point itself (an
 installed wheel under PR #4015) is left unpatched: it decides alone.
 
+lm-eval 0.4.x has no plug-in group for models either: when ``lm_eval.models`` is imported (lm-eval does
+that when it first looks a model up), the hook registers ``medreason`` in lm-eval's model registry as a
+lazy ``module:Class`` placeholder, as lm-eval registers its own backends; the wrapper is imported only
+when ``--model medreason`` is asked for.
+
 Set ``LM_EVAL_MEDREASON_AUTOLOAD=0`` to switch it off.
 """
 
 import os
 import sys
 
-TARGET = "lm_eval.tasks.manager"
+MODEL_NAME = "medreason"
+MODEL_TARGET = "lm_eval_medreason.evaluation.model:MedreasonLM"
 SWITCH = "LM_EVAL_MEDREASON_AUTOLOAD"
 
 
@@ -76,11 +82,23 @@ def patch_task_manager(module) -> None:
     manager.__init__ = __init__
 
 
+def register_model(module) -> None:
+    """Register ``--model medreason`` once ``lm_eval.models`` has registered lm-eval's own models."""
+    from lm_eval.api.registry import model_registry
+
+    if MODEL_NAME not in model_registry:
+        model_registry.register(MODEL_NAME, target=MODEL_TARGET)
+
+
+# The modules the hook waits for, and what it does once each is loaded.
+TARGETS = {"lm_eval.tasks.manager": patch_task_manager, "lm_eval.models": register_model}
+
+
 class _PatchOnImport:
-    """A meta-path finder that lets the normal finders load TARGET, then patches it."""
+    """A meta-path finder that lets the normal finders load a TARGET, then patches it."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != TARGET:
+        if fullname not in TARGETS:
             return None
         from importlib.machinery import PathFinder
 
@@ -91,7 +109,7 @@ class _PatchOnImport:
 
         def exec_and_patch(module):
             exec_module(module)
-            patch_task_manager(module)
+            TARGETS[fullname](module)
 
         spec.loader.exec_module = exec_and_patch
         return spec
@@ -101,9 +119,10 @@ def install() -> None:
     """Install the hook once; patch right away if lm-eval is already imported."""
     if os.environ.get(SWITCH, "1").lower() in ("0", "false", "no", "off"):
         return
-    if TARGET in sys.modules:
-        patch_task_manager(sys.modules[TARGET])
-    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+    for name, patch in TARGETS.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
+    if not all(name in sys.modules for name in TARGETS) and not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _PatchOnImport())
 
 

@@ -17,7 +17,10 @@ from lm_eval.api.filter import Filter
 
 from lm_eval_medreason.data.loaders import load_cases_with_provenance
 from lm_eval_medreason.data.registry import BENCHMARKS, STRATEGIES
+from lm_eval_medreason.evaluation import budget
+from lm_eval_medreason.evaluation.adaptive import NOT_DRAWN, Rule, vote_accuracy
 from lm_eval_medreason.evaluation.answers import read_choice
+from lm_eval_medreason.evaluation.model import LIVE, SCALING_COLUMN
 from lm_eval_medreason.evaluation.voting import vote_metrics
 from lm_eval_medreason.prompts import render_case
 from lm_eval_medreason.tokens import check_encoding, count_tokens
@@ -38,6 +41,7 @@ def dataset_hook(benchmark: str, columns: Callable[[dict], dict] | None = None):
         import datasets
 
         extra = columns(metadata) if columns else {}
+        extra.update(scaling_column(metadata))
         encoding = check_encoding(metadata)
         cases, provenance = load_cases_with_provenance(benchmark, metadata)
         slot = metadata.get("provenance")
@@ -52,6 +56,23 @@ def dataset_hook(benchmark: str, columns: Callable[[dict], dict] | None = None):
 
     load.__name__ = load.__qualname__ = f"{benchmark}_dataset"
     return load
+
+
+def scaling_column(metadata: dict) -> dict:
+    """The ``medreason_scaling`` column of an ``_adaptive`` or ``_budget`` task (its YAML's ``metadata.scaling``):
+    the settings the ``medreason`` model wrapper follows and the scoring replays, checked before any request."""
+    mode = metadata.get("scaling")
+    if mode == "adaptive":
+        return {SCALING_COLUMN: Rule.from_metadata(metadata, metadata["samples"]).as_column()}
+    if mode == "budget":
+        settings = budget.Settings.from_metadata(metadata)
+        base = metadata.get("base")  # lm-eval passes --model_args to tasks as metadata
+        if base is not None and not budget.can_continue(str(base)):
+            raise ValueError(budget.cannot_continue_message(str(base)))
+        if base is None and not any(True for _ in LIVE):
+            raise ValueError(budget.cannot_continue_message(None))
+        return {SCALING_COLUMN: settings.as_column()}
+    return {}
 
 
 def prompt_hook(strategy: str):
@@ -95,14 +116,15 @@ class ScoreResponses(Filter):
         resps = [list(responses) for responses in resps]
         _warn_if_not_sampling(resps)
         return [
-            [json.dumps(score_response(r, doc), ensure_ascii=False) for r in responses]
+            [json.dumps(None if r == NOT_DRAWN else score_response(r, doc), ensure_ascii=False) for r in responses]
             for responses, doc in zip(resps, docs)
         ]
 
 
 def _warn_if_not_sampling(resps: list[list[str]]) -> None:
     """Repeated requests that all came back identical mean the backend did not sample: say so."""
-    repeated = [responses for responses in resps if len(responses) > 1]
+    repeated = [[r for r in responses if r != NOT_DRAWN] for responses in resps]
+    repeated = [responses for responses in repeated if len(responses) > 1]
     if repeated and all(len(set(responses)) == 1 for responses in repeated):
         log.warning(
             "every question got %d identical responses: the backend is not sampling (temperature 0, or a fixed "
@@ -130,3 +152,67 @@ def process_results_maj(doc: dict, results: list) -> dict:
         "output_tokens": sum(s["output_tokens"] for s in scored) / len(scored),
         "no_answer": sum(v is None for v in votes) / len(votes),
     }
+
+
+def process_results_adaptive(doc: dict, results: list) -> dict:
+    """Adaptive voting (``adaptive``): the rule replayed over the samples in the order they were drawn.
+
+    Under the ``medreason`` wrapper the samples end where the rule stopped (the rest are ``NOT_DRAWN``,
+    scored ``null``); under a plain backend all 32 are there and only those up to the stop point count.
+    ``samples`` and ``output_tokens`` (all drawn samples' tokens) are per question; ``no_answer`` is the
+    share of drawn samples without an answer."""
+    scored = [json.loads(r) for r in results[0]]
+    drawn = scored[:scored.index(None)] if None in scored else scored
+    if any(s is not None for s in scored[len(drawn):]):
+        raise ValueError(f"question {doc.get('id')}: a sample was drawn after one that was not (responses out of order)")
+    votes = [s["choice"] for s in drawn]
+    column = doc[SCALING_COLUMN]
+    rule = Rule(column["threshold"], column["round_size"], min(column["max_samples"], len(scored)))
+    n = rule.stop_point(votes)
+    if len(drawn) < len(scored) and n != len(drawn):
+        raise ValueError(f"question {doc.get('id')}: the wrapper drew {len(drawn)} samples but the rule stops at {n}")
+    return {
+        "acc": vote_accuracy(votes[:n], doc["answer_idx"]),
+        "samples": float(n),
+        "output_tokens": float(sum(s["output_tokens"] for s in drawn[:n])),
+        "no_answer": sum(v is None for v in votes[:n]) / n,
+    }
+
+
+def score_budget(envelope: str, doc: dict) -> dict:
+    """``score_response`` of the full response, plus per budget the answer and tokens at that budget."""
+    response, forced = budget.unpack(envelope)
+    settings = doc[SCALING_COLUMN]
+    full = score_response(response, doc)
+    at = {}
+    for b in settings["budgets"]:
+        if b in forced:
+            cut, continuation = forced[b]
+            reading = read_choice(response[:cut] + settings["suffix"] + continuation, doc["options"])
+            at[str(b)] = {"choice": reading.letter, "output_tokens": count_tokens(response[:cut], doc.get("token_encoding")),
+                          "forced": True}
+        else:
+            at[str(b)] = {"choice": full["choice"], "output_tokens": full["output_tokens"], "forced": False}
+    return {**full, "budgets": at}
+
+
+class ScoreBudget(Filter):
+    """lm-eval filter of the ``_budget`` tasks: every envelope becomes the JSON of ``score_budget``."""
+
+    def apply(self, resps, docs):
+        return [[json.dumps(score_budget(r, doc), ensure_ascii=False) for r in responses]
+                for responses, doc in zip(resps, docs)]
+
+
+def process_results_budget(doc: dict, results: list) -> dict:
+    """``acc@B`` and ``tokens@B`` for every budget, plus the full-budget ``acc``, ``output_tokens``, ``no_answer``."""
+    scored = json.loads(results[0])
+    metrics = {
+        "acc": float(scored["choice"] == doc["answer_idx"]),
+        "output_tokens": float(scored["output_tokens"]),
+        "no_answer": float(scored["choice"] is None),
+    }
+    for b, at in scored["budgets"].items():
+        metrics[f"acc@{b}"] = float(at["choice"] == doc["answer_idx"])
+        metrics[f"tokens@{b}"] = float(at["output_tokens"])
+    return metrics

@@ -157,7 +157,7 @@ def test_the_tasks_exist_and_lm_eval_builds_one_on_the_local_file(tmp_path):
     rows = medmcqa_rows(4)
     path = write_jsonl(tmp_path / "dev.json", rows)
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata={"medmcqa_path": str(path)})
-    names = {f"{NAME}_{s}{m}" for s in STRATEGIES for m in ("", "_maj")}
+    names = {f"{NAME}_{s}{m}" for s in STRATEGIES for m in ("", "_maj", "_adaptive", "_budget")}
     assert names <= set(manager.all_subtasks)
     task = manager.load(f"{NAME}_longstep")["tasks"][f"{NAME}_longstep"]
     docs = list(task.eval_docs)
@@ -170,7 +170,7 @@ def test_the_tasks_exist_and_lm_eval_builds_one_on_the_local_file(tmp_path):
 
 def test_not_in_the_study_groups():
     groups = [text for relative, text in expected_files().items() if relative.startswith("_medreason_") and relative.endswith(".yaml")]
-    assert len(groups) == 9 and not [text for text in groups if "medmcqa" in text]
+    assert len(groups) == 13 and not [text for text in groups if "medmcqa" in text]
 
 
 def test_task_names_cannot_collide_with_lm_evals_own():
@@ -185,7 +185,7 @@ def test_task_names_cannot_collide_with_lm_evals_own():
     assert "medmcqa" in theirs
     assert not [name for name in theirs if name.startswith("medreason_")]
     ours = [p.stem for p in (tasks_dir() / "medmcqa").glob("*.yaml")]
-    assert len(ours) == 8 and all(name.startswith(f"{NAME}_") for name in ours)
+    assert len(ours) == 16 and all(name.startswith(f"{NAME}_") for name in ours)
 
 
 def test_task_readme_says_source_size_splits_and_citation():

@@ -132,7 +132,7 @@ def test_a_new_benchmark_is_one_registry_row(tmp_path):
     out = subprocess.run([sys.executable, "-c", NEW_ROW, str(path)], capture_output=True, text=True, check=True)
     seen = json.loads(out.stdout)
     assert seen["files"] == sorted(f"toy/toy_{s}{m}.yaml" for s in ("vanilla", "cot", "longstep", "longmonolog")
-                                   for m in ("", "_maj"))
+                                   for m in ("", "_maj", "_adaptive", "_budget"))
     assert "task: toy_cot_maj\n" in seen["task"] and "hooks.toy_dataset\n" in seen["task"]
     assert seen["table"] == ["| `toy` | 2 | 4 | local file only: `toy.jsonl` | no | no |"]
     assert seen["parsed"] == ["toy", "longstep", True]

@@ -59,6 +59,17 @@ def test_lm_eval_reads_each_task_as_it_was(benchmark, strategy):
             "generation_kwargs": {"until": [], "max_gen_toks": BUDGETS[strategy], "do_sample": True,
                                   "temperature": 0.7, "top_p": 0.95}}
     assert lm_eval_config(f"{folder(benchmark)}/{benchmark}_{strategy}_maj.yaml") == vote
+    adaptive = {**vote, "task": f"{benchmark}_{strategy}_adaptive", "process_results": hooks.process_results_adaptive,
+                "metric_list": metrics(("acc", True), ("samples", False), ("output_tokens", False), ("no_answer", False)),
+                "metadata": {"version": 1.0, "provenance": {}, "scaling": "adaptive", "samples": 32}}
+    assert lm_eval_config(f"{folder(benchmark)}/{benchmark}_{strategy}_adaptive.yaml") == adaptive
+    budgets = [b for b in (256, 512, 1024, 2048, 4096, 8192) if b <= BUDGETS[strategy]]
+    curve = {**task, "task": f"{benchmark}_{strategy}_budget", "process_results": hooks.process_results_budget,
+             "filter_list": [{"name": "final-answer", "filter": [{"function": hooks.ScoreBudget},
+                                                                  {"function": "take_first"}]}],
+             "metric_list": metrics(*SCORE, *[(f"{m}@{b}", m == "acc") for b in budgets for m in ("acc", "tokens")]),
+             "metadata": {"version": 1.0, "provenance": {}, "scaling": "budget", "budgets": budgets}}
+    assert lm_eval_config(f"{folder(benchmark)}/{benchmark}_{strategy}_budget.yaml") == curve
 
 
 @pytest.mark.parametrize("benchmark", FREEFORM)
@@ -81,16 +92,16 @@ def test_lm_eval_task_manager_indexes_every_task_and_group():
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False)
-    tasks = {f"{b}_{s}{m}" for b in BENCHMARKS for s in BUDGETS for m in ("", "_maj")}
+    tasks = {f"{b}_{s}{m}" for b in BENCHMARKS for s in BUDGETS for m in ("", "_maj", "_adaptive", "_budget")}
     assert set(manager.all_subtasks) == tasks | {f"{b}_freeform" for b in FREEFORM}
-    assert set(manager.all_groups) == {f"medreason_{s}{m}" for s in BUDGETS for m in ("", "_maj")} | {
+    assert set(manager.all_groups) == {f"medreason_{s}{m}" for s in BUDGETS for m in ("", "_maj", "_adaptive")} | {
         "medreason_freeform"}
 
 
 def test_leaf_files_hold_only_include_task_and_dataset():
     """As small as lm-eval's own: nothing a leaf sets is set by one of its bases."""
     leaves = sorted(tasks_dir().glob("*/*.yaml"))
-    assert len(leaves) == 2 * len(BENCHMARKS) * len(BUDGETS) + len(FREEFORM)
+    assert len(leaves) == 4 * len(BENCHMARKS) * len(BUDGETS) + len(FREEFORM)
     for path in leaves:
         leaf = yaml.load(path.read_text(encoding="utf-8"), Loader=TaskLoader)
         assert set(leaf) == LEAF_KEYS, path
@@ -123,4 +134,5 @@ def test_readme_task_tables_come_from_the_registry():
     assert "| `medreason_medmcqa` | 4,183 (validation) | 4 | hub `openlifescienceai/medmcqa`, split `validation` | no | no |" in block
     assert "| `medqa` | 1,273 (US test) | 4 | hub `GBaker/MedQA-USMLE-4-options`, split `test` | yes | yes |" in block
     assert "| `longstep` | `prompts/eval_longstep.j2` | 4,096 |" in block
-    assert "So 28 tasks (`{benchmark}_{strategy}`), 28 majority-vote tasks (`..._maj`), 4 free-form tasks" in block
+    assert ("So 28 tasks (`{benchmark}_{strategy}`), 28 majority-vote tasks (`..._maj`), 28 adaptive-vote tasks "
+            "(`..._adaptive`), 28 budget-curve tasks (`..._budget`), 4 free-form tasks") in block
