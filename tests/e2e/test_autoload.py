@@ -76,3 +76,47 @@ def test_ours_comes_before_the_users_paths(given):
 
     expected = [] if given is None else [given] if isinstance(given, str) else given
     assert add_tasks_dir(given) == [str(tasks_dir()), *expected]
+
+
+FIND_MODEL = (
+    "from lm_eval.api.registry import get_model\n"
+    "try:\n"
+    "    cls = get_model('medreason')\n"
+    "    print(cls.__module__ + '.' + cls.__name__, get_model('hf').__name__)\n"
+    "except ValueError:\n"
+    "    print('missing')\n"
+)
+
+
+def test_lm_eval_finds_the_medreason_model_and_still_its_own():
+    """``--model medreason`` resolves through lm-eval's own registry lookup; lm-eval's backends stay there."""
+    assert python(FIND_MODEL) == "lm_eval_medreason.evaluation.model.MedreasonLM HFLM"
+
+
+def test_the_model_is_registered_lazily():
+    """Registering imports nothing of the wrapper: only the lookup of ``medreason`` does."""
+    code = ("import sys, lm_eval.models\n"
+            "from lm_eval.api.registry import model_registry\n"
+            "print('medreason' in model_registry, 'lm_eval_medreason.evaluation.model' in sys.modules)")
+    assert python(code) == "True False"
+
+
+def test_model_switched_off_by_environment():
+    assert python(FIND_MODEL, LM_EVAL_MEDREASON_AUTOLOAD="0") == "missing"
+
+
+def test_model_registered_when_lm_eval_models_was_imported_first():
+    out = python(
+        "import lm_eval.models\n"
+        "from lm_eval.api.registry import model_registry\n"
+        "print('medreason' in model_registry)\n"
+    )
+    assert out == "True"
+    out = python(
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != '_PatchOnImport']\n"
+        "import lm_eval.models\n"
+        "from lm_eval.api.registry import model_registry\n"
+        "import lm_eval_medreason.autoload as a; a.install(); a.install()\n"
+        "print('medreason' in model_registry)\n"
+    )
+    assert out == "True"
