@@ -55,9 +55,9 @@ class Rule:
 
     def __post_init__(self):
         if not 0 < self.threshold < 1:
-            raise ValueError(f"{THRESHOLD_KEY} must be between 0 and 1 (exclusive), got {self.threshold!r}")
+            raise ValueError(f"--metadata {THRESHOLD_KEY} must be between 0 and 1 (exclusive), got {self.threshold!r}")
         if not 1 <= self.round_size <= self.max_samples:
-            raise ValueError(f"{ROUND_KEY} must be between 1 and {self.max_samples}, got {self.round_size!r}")
+            raise ValueError(f"--metadata {ROUND_KEY} must be between 1 and {self.max_samples}, got {self.round_size!r}")
 
     @classmethod
     def from_metadata(cls, metadata: dict, max_samples: int) -> Rule:
