@@ -167,7 +167,8 @@ def process_results_adaptive(doc: dict, results: list) -> dict:
         raise ValueError(f"question {doc.get('id')}: a sample was drawn after one that was not (responses out of order)")
     votes = [s["choice"] for s in drawn]
     column = doc[SCALING_COLUMN]
-    rule = Rule(column["threshold"], column["round_size"], min(column["max_samples"], len(scored)))
+    samples = min(column["max_samples"], len(scored))  # lm-eval's `repeats` bounds the samples, as in the wrapper
+    rule = Rule(column["threshold"], min(column["round_size"], samples), samples)
     n = rule.stop_point(votes)
     if len(drawn) < len(scored) and n != len(drawn):
         raise ValueError(f"question {doc.get('id')}: the wrapper drew {len(drawn)} samples but the rule stops at {n}")
