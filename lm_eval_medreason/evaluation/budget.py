@@ -1,6 +1,6 @@
 """The accuracy-vs-thinking-budget curve from one long generation per question (budget forcing).
 
-For each budget B, a response longer than B tokens of the model's own tokenizer is cut after its B-th token
+For each budget B, a response that reaches B tokens of the model's own tokenizer is cut after its B-th token
 and continued with a fixed answer-forcing suffix for a few tokens; a response that ended before B keeps
 its own answer. This is the budget forcing of s1 (Muennighoff et al., 2025, "s1: Simple test-time scaling")
 and m1 (Huang et al., 2025, "m1: Unleash the Potential of Test-Time Scaling for Medical Reasoning"), which
@@ -79,15 +79,16 @@ class Settings:
 
 
 def cut_offsets(response: str, tokenizer, budgets) -> dict[int, int]:
-    """Budget -> the character offset after the response's B-th token, for every budget the response
-    exceeds (in tokens of ``tokenizer``, a Hugging Face tokenizer)."""
+    """Budget -> the character offset after the response's B-th token, for every budget the response reaches
+    (in tokens of ``tokenizer``, a Hugging Face tokenizer). A response of exactly B tokens did not end within B
+    (its end of turn would be token B + 1, or ``max_gen_toks`` stopped it there), so it is forced too, as in s1."""
     try:
         encoded = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
         ends = [end for _, end in encoded["offset_mapping"]]
     except (NotImplementedError, KeyError, TypeError):  # a slow tokenizer: decode growing prefixes
         ids = tokenizer(response, add_special_tokens=False)["input_ids"]
         ends = [len(tokenizer.decode(ids[:i + 1])) for i in range(len(ids))]
-    return {b: ends[b - 1] for b in budgets if len(ends) > b}
+    return {b: ends[b - 1] for b in budgets if len(ends) >= b}
 
 
 def forced_prompt(context: str, response: str, cut: int, settings: Settings) -> str:

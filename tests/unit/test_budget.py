@@ -28,7 +28,7 @@ def test_the_cut_at_b_is_what_the_first_b_tokens_decode_to(tokenizer, response):
     ids = tokenizer(response, add_special_tokens=False)["input_ids"]
     budgets = range(1, len(ids) + 3)
     cuts = cut_offsets(response, tokenizer, budgets)
-    assert sorted(cuts) == list(range(1, len(ids)))  # a response of B tokens or fewer is not cut at B
+    assert sorted(cuts) == list(range(1, len(ids) + 1))  # cut at every B it reaches; a shorter one is not cut
     for b, cut in cuts.items():
         assert response[:cut] == tokenizer.decode(ids[:b], clean_up_tokenization_spaces=False), b
 
@@ -58,7 +58,7 @@ def test_a_tokenizer_without_offsets_cuts_at_the_same_places():
             return "".join(tokens)
 
     response = "The answer is (C)."  # 18 characters: 9 tokens
-    assert cut_offsets(response, Pairs(), [1, 4, 8, 9, 20]) == {1: 2, 4: 8, 8: 16}
+    assert cut_offsets(response, Pairs(), [1, 4, 8, 9, 20]) == {1: 2, 4: 8, 8: 16, 9: 18}
 
 
 def test_settings_from_metadata_sorts_and_deduplicates_the_budgets_and_keeps_the_defaults():
@@ -118,7 +118,8 @@ def test_the_envelope_round_trips():
 
 @pytest.mark.parametrize(
     "response",
-    ["The answer is (C).", "", '{"answer": "C"}', "{not json", '{"medreason_budget": 2, "response": "", "forced": {}}', "[1]"],
+    ["The answer is (C).", "", '{"answer": "C"}', "{not json", "[1]",
+     '{"medreason_budget": 2, "response": "", "forced": {}}'],
 )
 def test_unpacking_a_plain_response_names_the_wrapper(response):
     with pytest.raises(ValueError) as err:
@@ -132,7 +133,8 @@ def test_text_prompt_backends_can_continue(backend):
     assert can_continue(backend)
 
 
-@pytest.mark.parametrize("backend", ["local-chat-completions", "openai-chat-completions", "anthropic-chat", "medreason", ""])
+@pytest.mark.parametrize(
+    "backend", ["local-chat-completions", "openai-chat-completions", "anthropic-chat", "medreason", ""])
 def test_chat_backends_cannot_continue_and_the_message_names_those_that_can(backend):
     assert not can_continue(backend)
     message = budget.cannot_continue_message(backend)
