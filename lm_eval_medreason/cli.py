@@ -96,14 +96,21 @@ Read lm-eval's outputs (results_<time>.json with its samples_<task>_<time>.jsonl
                            paired-bootstrap interval and McNemar's exact p, joined on question id
   breakdowns.md/.csv       accuracy by {breakdowns}
   freeform_agreement.md    LLM judge vs matcher agreement (free-form runs graded by a judge)
+  adaptive_replay.md/.csv  per `_maj` run, what adaptive voting would have cost: expected
+                           samples per question and accuracy per stopping threshold, the
+                           rule replayed over random orders of the logged votes
   figure2_mean_accuracy_by_strategy.png, figure3_accuracy_vs_tokens.png,
-  figure5_per_benchmark.png   (800 x 500 px; skipped with a note when their data is absent)
+  figure5_per_benchmark.png, figure3b_scaling_curves.png (accuracy against tokens per
+  question of the `_budget` curves, `_maj` vote curves and `_adaptive` points, per benchmark)
+                           (800 x 500 px; skipped with a note when their data is absent)
+  index.html               all of it on one page, with a browser over every response
 
 A run is one results file and its samples; a folder may hold several. Rows are named by
 the model (model_args pretrained/model, plus "+ADAPTER" for PEFT) and the strategy of the
 task (vanilla, cot, longstep, longmonolog, freeform); a `_maj` run is the row
-"STRATEGY maj@K" at its largest K. If a benchmark of a row was run more than once, the
-latest run counts. Tasks that are not this package's are ignored with a note.
+"STRATEGY maj@K" at its largest K. `_adaptive` and `_budget` runs are not rows of Table 1
+(nor compared): they are drawn in figure3b. If a benchmark of a row was run more than
+once, the latest run counts. Tasks that are not this package's are ignored with a note.
 
 Exit status 1 with one line naming the folder or file when a folder holds no results,
 a results file is not valid JSON, or a task's samples log is missing or truncated; exit

@@ -5,12 +5,14 @@ by the rule that read their answer (``answers.read_choice``: ``phrase``, ``text`
 ``none``) and a reproducible random sample of the responses with no answer and of those whose answer
 was read from an option's text (the rule most worth a second look), with the span the grader read
 highlighted. The rule and span come from the sample log (``filtered_resps``); a log written before
-they were logged is re-read with ``read_choice``, and the audit says so.
+they were logged is re-read with ``read_choice``, and the audit says so. An ``_adaptive`` task counts
+only the samples drawn (not those the wrapper skipped once a vote had stopped); a ``_budget`` task
+counts its full-budget responses (the envelope's response; the forced answers at each budget are
+answers to an answer-forcing suffix, not responses to audit).
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
@@ -18,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lm_eval_medreason.errors import ReportError
+from lm_eval_medreason.evaluation import budget
+from lm_eval_medreason.evaluation.adaptive import NOT_DRAWN
 from lm_eval_medreason.evaluation.answers import read_choice
-from lm_eval_medreason.reporting.logs import find_results_files, parse_task
+from lm_eval_medreason.reporting.logs import find_results_files, iter_samples, responses_and_scores, task_kind
 
 RULES = ("phrase", "text", "final_line", "none")  # how answers.read_choice read a response
 SAMPLED_RULES = ("none", "text")  # the samples shown: no answer, and answers read from an option's text
@@ -56,7 +60,7 @@ def audit_task(samples_file: Path, task: str, k: int, seed: int) -> TaskAudit:
     rng = random.Random(f"{seed}:{task}")
     seen = Counter()
     audit.picked = {rule: [] for rule in SAMPLED_RULES}
-    for number, sample in _samples(samples_file):
+    for number, sample in iter_samples(samples_file, ("doc", "resps"), responses=True):
         for read in _reads(sample, samples_file, number, audit):
             audit.counts[read.rule] += 1
             if read.rule not in audit.picked:
@@ -70,31 +74,23 @@ def audit_task(samples_file: Path, task: str, k: int, seed: int) -> TaskAudit:
     return audit
 
 
-def _samples(path: Path):
-    """(line number, sample) of a samples_<task>_<time>.jsonl; a broken line is a ReportError naming it."""
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        yield number, json.loads(line)
-                    except ValueError as err:
-                        raise ReportError(f"{path}: line {number} is not valid JSON ({err})") from None
-    except OSError as err:
-        raise ReportError(f"{path}: cannot read ({err})") from None
-
-
 def _reads(sample: dict, path: Path, number: int, audit: TaskAudit):
     """Every response of one logged question with the rule and span it was read by."""
     doc = sample.get("doc") or {}
     options = doc.get("options")
-    resps, filtered = sample.get("resps") or [[]], sample.get("filtered_resps") or [[]]
     if not isinstance(options, dict):
         raise ReportError(f"{path}: line {number} has no doc.options (not a multiple-choice medreason task log?)")
-    responses = resps[0] if isinstance(resps[0], list) else resps
-    scored = filtered[0] if isinstance(filtered[0], list) else filtered
+    responses, scored = responses_and_scores(sample)
+    budgeted = (task_kind(audit.task) or ("", "", ""))[2] == "budget"
     for response, logged in zip(responses, scored):
-        logged = json.loads(logged) if isinstance(logged, str) else logged
+        if response == NOT_DRAWN:  # an adaptive vote had stopped: never sent, nothing to read
+            continue
+        if budgeted:
+            try:
+                response = budget.unpack(response or "")[0]
+            except ValueError:
+                raise ReportError(f"{path}: line {number} is a _budget sample without its envelope "
+                                  "(not written by --model medreason?)") from None
         if isinstance(logged, dict) and "rule" in logged:
             span = logged.get("span") or (None, None)
             span = tuple(span) if span[0] is not None else None
@@ -113,7 +109,7 @@ def find_samples(paths: list[Path]) -> list[tuple[str, Path]]:
         timestamp = results_file.stem[len("results_") :]
         for samples_file in sorted(results_file.parent.glob(f"samples_*_{timestamp}.jsonl")):
             task = samples_file.name[len("samples_") : -len(f"_{timestamp}.jsonl")]
-            parsed = parse_task(task)
+            parsed = task_kind(task)
             if parsed and parsed[1] != "freeform":
                 found.append((task, samples_file))
     if not found:

@@ -10,6 +10,8 @@ tooltip (``figure.titles``) names its run, written into the SVG as a ``<title>``
 
 The mean-accuracy figures (2 and 3) pool the study's three benchmarks when some row
 ran all three; otherwise the benchmarks present (``mean_benchmarks``), and they say which.
+The scaling figure (3b, ``figure_scaling``) is drawn per benchmark from ``scaling.points``
+(the ``_budget`` and ``_adaptive`` runs are not Table 1 rows) and says so in its caption.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import ScalarFormatter
 
 from lm_eval_medreason.reporting import stats
 from lm_eval_medreason.reporting.logs import STUDY_BENCHMARKS, TITLES
+from lm_eval_medreason.reporting.scaling import point_label
 
 FIGSIZE = (8, 5)  # inches
 DPI = 100  # -> 800 x 500 px
@@ -202,8 +207,6 @@ def figure3(rows, records, n_resamples: int = stats.N_RESAMPLES, seed: int = sta
                     ax.annotate(f"k={p['k']}", (x, y), textcoords="offset points", xytext=(3, -9), fontsize=6,
                                 color=color(m))
     if any(p["k"] for p in points):
-        from matplotlib.ticker import ScalarFormatter
-
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set_xlabel("average output tokens per question (maj@k: k × tokens per response)")
@@ -258,3 +261,61 @@ FIGURES = {
     "figure3_accuracy_vs_tokens.png": figure3,
     "figure5_per_benchmark.png": figure5,
 }
+
+# The scaling figure (drawn from ``scaling.points``, not from Table 1's rows): Figure 3 completed.
+SCALING_FIGURE = "figure3b_scaling_curves.png"
+_MODES = {  # how each kind of point is drawn: line style, marker, marker size, legend text
+    "budget": ("-", "o", 24, "budget forcing at B (and the full budget)"),
+    "maj": ("--", "s", 16, "majority vote of k samples"),
+    "adaptive": ("none", "*", 140, "adaptive vote"),
+}
+
+
+def figure_scaling(points: list[dict]):
+    """Accuracy against mean output tokens per question, one panel per benchmark with an ``_adaptive`` or
+    ``_budget`` run: per (model, strategy) one colour, its budget curve, maj@k curve and adaptive point."""
+    if not any(p["mode"] != "maj" for p in points):
+        return None, "no _adaptive or _budget run (figure 3 has the maj@k curves)"
+    benchmarks = list(dict.fromkeys(p["benchmark"] for p in points))
+    series = list(dict.fromkeys((p["model"], p["strategy"]) for p in points))
+    color = _colors(len(series))
+    fig = _new()
+    columns = min(len(benchmarks), 3)
+    axes = np.atleast_1d(fig.subplots((len(benchmarks) + columns - 1) // columns, columns, sharey=True)).ravel()
+    for ax in axes[len(benchmarks):]:
+        ax.set_visible(False)
+    for ax, benchmark in zip(axes, benchmarks):
+        for (model, strategy), mode in ((s, m) for s in series for m in _MODES):
+            line = sorted((p for p in points if (p["benchmark"], p["model"], p["strategy"], p["mode"])
+                           == (benchmark, model, strategy, mode)), key=lambda p: p["tokens"])
+            if not line:
+                continue
+            c = color(series.index((model, strategy)))
+            style, marker, size, _ = _MODES[mode]
+            xs, ys = [p["tokens"] for p in line], [100 * p["acc"] for p in line]
+            if style != "none":
+                ax.plot(xs, ys, color=c, linestyle=style, linewidth=1.2)
+            for p, x, y in zip(line, xs, ys):  # one named marker per point, for its tooltip
+                _name(fig, ax.scatter(x, y, color=c, marker=marker, s=size, zorder=3),
+                      f"{model} · {strategy} {point_label(p)} · {TITLES[benchmark]}: {y:.1f}% at {x:.0f} tokens")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_title(TITLES[benchmark], fontsize="medium")
+        ax.set_xlabel("mean output tokens per question", fontsize="small")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    handles = [Line2D([], [], color=color(i), linewidth=4) for i in range(len(series))]
+    names = [f"{_short(model, 28)} · {strategy}" for model, strategy in series]
+    present = [m for m in _MODES if any(p["mode"] == m for p in points)]
+    handles += [Line2D([], [], color="0.4", linestyle=_MODES[m][0] if _MODES[m][0] != "none" else "",
+                       marker=_MODES[m][1], markersize=8 if m == "adaptive" else 5) for m in present]
+    names += [_MODES[m][3] for m in present]
+    per_column = 60 + 5 * max(len(n) for n in names)  # pixels of one x-small legend entry, roughly
+    fig.legend(handles, names, loc="outside lower center", ncol=max(1, min(len(names), 760 // per_column)),
+               fontsize="x-small")
+    fig.suptitle("Accuracy against inference-time compute: budget forcing, majority vote, adaptive vote")
+    fig.caption = ("One panel per benchmark with an _adaptive or _budget run. Budget: the response cut at B tokens "
+                   "and forced to answer (x: tokens written within B), and at the full budget; maj@k: the vote of k "
+                   "sampled responses (x: k × mean tokens per response); adaptive: the vote of the samples the "
+                   "stopping rule drew (x: their tokens per question).")
+    return fig, None

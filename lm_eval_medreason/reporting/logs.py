@@ -7,7 +7,9 @@ task, so hundreds of MB per run); the report needs only the question id, its
 ``meta`` (MedQA step, JAMA field), the per-sample metric values and, for free-form
 grading, the small ``filtered_resps``. ``_parse_sample`` therefore cuts the
 ``arguments``/``resps`` span out of the line before parsing it (see there why
-that is safe) and the rest is parsed with the stdlib ``json``.
+that is safe) and the rest is parsed with the stdlib ``json``. ``iter_samples`` and
+``responses_and_scores`` are the one way the report, its page and ``medreason audit``
+read sample logs (the page and the audit keep the responses).
 """
 
 from __future__ import annotations
@@ -36,14 +38,31 @@ STRATEGIES = tuple(registry.STRATEGIES)
 # How tables and figures name each benchmark.
 TITLES = {name: benchmark.title for name, benchmark in registry.BENCHMARKS.items()}
 FILTERS = ("final-answer", "graded")  # multiple choice, free-form
-_TASK = re.compile(rf"^({'|'.join(sorted(BENCHMARKS, key=len, reverse=True))})_({'|'.join(STRATEGIES)})(_maj)?$")
+# The kinds of task: "" (one answer), "maj" (32 votes), and the scaling modes "adaptive" and "budget".
+SCALING_MODES = ("adaptive", "budget")
+_TASK = re.compile(rf"^({'|'.join(sorted(BENCHMARKS, key=len, reverse=True))})_({'|'.join(STRATEGIES)})"
+                   rf"(?:_(maj|{'|'.join(SCALING_MODES)}))?$")
 _MAJ_KEY = re.compile(r"^maj@(\d+)$")
+_BUDGET_KEY = re.compile(r"^acc@(\d+)$")
 
 
 def parse_task(name: str) -> tuple[str, str, bool] | None:
-    """``medqa_cot_maj`` -> ("medqa", "cot", True); None for a task that is not one of ours."""
+    """``medqa_cot_maj`` -> ("medqa", "cot", True): a task of Table 1 (one answer or a vote); None for any other
+    task, an ``_adaptive`` or ``_budget`` one included (see ``scaling_task``)."""
     match = _TASK.match(name)
-    return (match[1], match[2], bool(match[3])) if match else None
+    return (match[1], match[2], match[3] == "maj") if match and match[3] in (None, "maj") else None
+
+
+def scaling_task(name: str) -> tuple[str, str, str] | None:
+    """``medqa_cot_budget`` -> ("medqa", "cot", "budget"); None unless an ``_adaptive`` or ``_budget`` task."""
+    match = _TASK.match(name)
+    return (match[1], match[2], match[3]) if match and match[3] in SCALING_MODES else None
+
+
+def task_kind(name: str) -> tuple[str, str, str] | None:
+    """(benchmark, strategy, mode) of any task of ours, mode "" for one answer; None for a task not ours."""
+    parsed = parse_task(name)
+    return (parsed[0], parsed[1], "maj" if parsed[2] else "") if parsed else scaling_task(name)
 
 
 @dataclass
@@ -53,16 +72,27 @@ class TaskSamples:
     task: str
     benchmark: str
     strategy: str
-    maj: bool
+    mode: str  # "" (one answer), "maj", "adaptive" or "budget"
     ids: list[str]
     metrics: dict[str, np.ndarray]
     meta: list[dict]
     grading: list[dict] | None = None  # free-form only: correct, matcher_correct, grader, judge_error
     path: Path | None = None  # the samples log (the HTML page reads the responses from it)
+    votes: list[tuple] | None = None  # "maj" only: per question, every sample's letter (None: no answer), in log order
+    gold: list[str | None] | None = None  # "maj" only: per question, the gold letter
+
+    @property
+    def maj(self) -> bool:
+        return self.mode == "maj"
 
     @property
     def maj_ks(self) -> list[int]:
         return sorted(int(m[1]) for m in map(_MAJ_KEY.match, self.metrics) if m)
+
+    @property
+    def budgets(self) -> list[int]:
+        """The budgets B of a ``_budget`` task (its ``acc@B`` metrics), ascending."""
+        return sorted(int(m[1]) for m in map(_BUDGET_KEY.match, self.metrics) if m)
 
 
 @dataclass
@@ -121,7 +151,7 @@ def load_run(results_file: Path) -> Run:
     for task in results["results"]:
         if task in groups:
             continue
-        parsed = parse_task(task)
+        parsed = task_kind(task)
         if parsed is None:
             run.notes.append(f"ignored task {task} in {results_file} (not a medreason task)")
             continue
@@ -150,19 +180,21 @@ def _check_against_results(run: Run, samples: TaskSamples, aggregated: dict) -> 
                              f"{np.nanmean(samples.metrics[metric])} in its samples log; the report uses the samples")
 
 
-# Top-level keys around the big span of a sample line (the prompt and the raw responses).
-_CUT_FROM, _CUT_TO = b', "arguments": ', b', "filtered_resps": '
+# Top-level keys around the big span of a sample line: the prompt, then the raw responses.
+_CUT_FROM, _CUT_TO, _RESPS = b', "arguments": ', b', "filtered_resps": ', b', "resps": '
 
 
-def _parse_sample(buf, start: int, end: int, needed: tuple[str, ...]) -> dict:
-    """The sample on ``buf[start:end]`` (one line), without copying or parsing its ``arguments`` and ``resps``.
+def _parse_sample(buf, start: int, end: int, needed: tuple[str, ...], responses: bool = False) -> dict:
+    """The sample on ``buf[start:end]`` (one line), without copying or parsing its ``arguments`` (the prompt)
+    and, unless ``responses``, its ``resps``.
 
     Inside a JSON string every quote is escaped, so ``, "arguments": `` can only be a
     key; if it were a nested key (in ``doc``), the cut would leave unbalanced brackets
     and the parse fails, and a missing key shows the cut went wrong: both fall back
     to parsing the whole line.
     """
-    cut, resume = buf.find(_CUT_FROM, start, end), buf.rfind(_CUT_TO, start, end)
+    cut = buf.find(_CUT_FROM, start, end)
+    resume = buf.find(_RESPS, cut, end) if responses and cut >= 0 else buf.rfind(_CUT_TO, start, end)
     if start < cut < resume:
         try:
             sample = json.loads(buf[start:cut] + buf[resume:end])
@@ -173,14 +205,24 @@ def _parse_sample(buf, start: int, end: int, needed: tuple[str, ...]) -> dict:
     return json.loads(buf[start:end])
 
 
-def _iter_samples(path: Path, needed: tuple[str, ...]):
-    """(line number, sample) for every non-blank line. The file is memory-mapped so that only the small
-    parts of each line (doc, metrics) are copied: a 32-sample MedQA log is over 1 GB, nearly all responses."""
-    with path.open("rb") as handle:
+def iter_samples(path: Path, needed: tuple[str, ...] = ("doc", "filter"), responses: bool = False):
+    """(line number, sample) for every non-blank line of a samples log, without the prompt (``arguments``) and,
+    unless ``responses``, the raw responses; ``needed``: the keys every sample has (else the line is parsed
+    whole). The file is memory-mapped so that only the parts of each line parsed are copied: a 32-sample
+    MedQA log is over 1 GB, nearly all responses. An unreadable file or a broken line is a ReportError."""
+    try:
+        handle = path.open("rb")
+    except OSError as err:
+        raise ReportError(f"{path}: cannot read ({err})") from None
+    with handle:
         size = os.fstat(handle.fileno()).st_size
         if not size:
             return
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        try:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as err:
+            raise ReportError(f"{path}: cannot read ({err})") from None
+        with mapped as buf:
             start, number = 0, 0
             while start < size:
                 end = buf.find(b"\n", start)
@@ -188,13 +230,13 @@ def _iter_samples(path: Path, needed: tuple[str, ...]):
                 number += 1
                 if end - start > 2 or buf[start:end].strip():
                     try:
-                        yield number, _parse_sample(buf, start, end, needed)
+                        yield number, _parse_sample(buf, start, end, needed, responses)
                     except ValueError as err:
                         raise ReportError(f"{path}: line {number} is not valid JSON ({err})") from None
                 start = end + 1
 
 
-def _loads_lenient(text):
+def loads_lenient(text):
     """A filtered response: JSON (current harness) or a Python literal (some lm-eval versions log repr())."""
     if not isinstance(text, str):
         return text
@@ -207,27 +249,49 @@ def _loads_lenient(text):
             return None
 
 
-def read_samples(path: Path, task: str, parsed: tuple[str, str, bool], expected: int | None = None) -> TaskSamples:
-    """Per-question values of one samples_<task>_<ts>.jsonl; one entry per doc of the task's filter."""
+def responses_and_scores(sample: dict) -> tuple[list, list]:
+    """A sample's raw responses (``resps``, read with ``iter_samples(..., responses=True)``) and what the filter
+    made of each (``filtered_resps``, parsed: a dict, or None), whether lm-eval logged them nested or flat."""
+    resps = sample.get("resps") or [[]]
+    filtered = sample.get("filtered_resps") or [[]]
+    responses = resps[0] if isinstance(resps[0], list) else resps
+    scored = filtered[0] if isinstance(filtered[0], list) else filtered
+    return responses, [loads_lenient(s) for s in scored]
+
+
+def _votes(sample: dict) -> tuple:
+    """Every sampled response's letter of a ``_maj`` sample (from ``filtered_resps``; None: no answer).
+    The scored responses are parsed as one JSON array, since a report reads tens of thousands of them."""
+    scored = (sample.get("filtered_resps") or [[]])[0]
+    scored = scored if isinstance(scored, list) else [scored]
+    try:
+        parsed = json.loads("[" + ",".join(scored) + "]")
+    except (TypeError, ValueError):
+        parsed = [loads_lenient(s) for s in scored]
+    return tuple(s.get("choice") if isinstance(s, dict) else None for s in parsed)
+
+
+def read_samples(path: Path, task: str, parsed: tuple[str, str, str], expected: int | None = None) -> TaskSamples:
+    """Per-question values of one samples_<task>_<ts>.jsonl; one entry per doc of the task's filter.
+    ``parsed`` is ``task_kind(task)``."""
     import numpy as np
 
-    benchmark, strategy, maj = parsed
-    ids, meta, grading, values = [], [], [], []
-    needed = ("doc", "filter")
-    try:
-        for _, sample in _iter_samples(path, needed):
-            if sample.get("filter") not in FILTERS:
-                continue
-            doc = sample.get("doc") or {}
-            ids.append(str(doc.get("id", sample.get("doc_id"))))
-            doc_meta = doc.get("meta") or {}
-            meta.append({k: doc_meta[k] for k in ("step", "field") if k in doc_meta})
-            values.append({name: sample.get(name) for name in sample.get("metrics") or ()})
-            if strategy == "freeform":
-                graded = _loads_lenient((sample.get("filtered_resps") or [None])[0])
-                grading.append(graded if isinstance(graded, dict) else {})
-    except OSError as err:
-        raise ReportError(f"{path}: cannot read ({err})") from None
+    benchmark, strategy, mode = parsed
+    ids, meta, grading, values, votes, gold = [], [], [], [], [], []
+    for _, sample in iter_samples(path):
+        if sample.get("filter") not in FILTERS:
+            continue
+        doc = sample.get("doc") or {}
+        ids.append(str(doc.get("id", sample.get("doc_id"))))
+        doc_meta = doc.get("meta") or {}
+        meta.append({k: doc_meta[k] for k in ("step", "field") if k in doc_meta})
+        values.append({name: sample.get(name) for name in sample.get("metrics") or ()})
+        if strategy == "freeform":
+            graded = loads_lenient((sample.get("filtered_resps") or [None])[0])
+            grading.append(graded if isinstance(graded, dict) else {})
+        if mode == "maj":
+            votes.append(_votes(sample))
+            gold.append(doc.get("answer_idx"))
     if not ids:
         raise ReportError(f"{path}: no samples under the filters {', '.join(FILTERS)}")
     if expected is not None and len(ids) != expected:
@@ -241,11 +305,16 @@ def read_samples(path: Path, task: str, parsed: tuple[str, str, bool], expected:
             metrics[name] = np.array([np.nan if row.get(name) is None else float(row[name]) for row in values])
         except (TypeError, ValueError):
             continue  # not a per-question number (a metric of another kind); the report does not use it
-    samples = TaskSamples(task, benchmark, strategy, maj, ids, metrics, meta, grading if strategy == "freeform" else None,
-                          path)
-    if (maj and not samples.maj_ks) or (not maj and "acc" not in metrics) or "output_tokens" not in metrics:
-        wanted = "maj@k" if maj else "acc"
-        raise ReportError(f"{path}: samples carry no '{wanted}' or 'output_tokens' values (not a medreason task log?)")
+    samples = TaskSamples(task, benchmark, strategy, mode, ids, metrics, meta,
+                          grading if strategy == "freeform" else None, path,
+                          votes if mode == "maj" else None, gold if mode == "maj" else None)
+    required = {"": ["acc"], "maj": [], "adaptive": ["acc", "samples"], "budget": ["acc"]}[mode] + ["output_tokens"]
+    missing = [name for name in required if name not in metrics]
+    missing += ["maj@k"] if mode == "maj" and not samples.maj_ks else []
+    missing += ["acc@B"] if mode == "budget" and not samples.budgets else []
+    if missing:
+        raise ReportError(f"{path}: samples carry no {' or '.join(map(repr, missing))} values "
+                          "(not a medreason task log?)")
     return samples
 
 

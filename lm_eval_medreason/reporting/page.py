@@ -3,7 +3,7 @@
 One file that works from ``file://`` with no network: the tables are HTML, the figures
 inline SVG, the CSS and the script inlined (``reporting/page/``, a Jinja template). The
 responses are read again from each samples log (the tables never need them), one line at
-a time, and embedded as one compact ``<script type="application/json">`` block per task
+a time (``logs.iter_samples``), and embedded as one compact ``<script type="application/json">`` block per task
 that the page parses only when that task is opened, then renders 25 questions a page; the
 cases, shared by every task of a benchmark, are embedded once. A ``_maj`` task embeds its
 vote counts and ONE response per question: the first sampled response that voted for the
@@ -22,17 +22,20 @@ from pathlib import Path
 import jinja2
 
 from lm_eval_medreason.data import registry
-from lm_eval_medreason.errors import ReportError
+from lm_eval_medreason.evaluation.adaptive import REPORT_THRESHOLDS
 from lm_eval_medreason.reporting import figures as figures_module
-from lm_eval_medreason.reporting.logs import FILTERS, STUDY_BENCHMARKS, TITLES, TaskSamples
+from lm_eval_medreason.reporting.logs import (FILTERS, STUDY_BENCHMARKS, TITLES, TaskSamples, iter_samples,
+                                              responses_and_scores)
+from lm_eval_medreason.reporting.scaling import REPLAY_ORDERS
 
 PAGE_SIZE = 25  # questions rendered at once
 TEMPLATES = Path(__file__).resolve().parent / "page"
-_ARGUMENTS, _RESPS = b', "arguments": ', b', "resps": '
 FIGURE_TITLES = {
     "figure2_mean_accuracy_by_strategy.png": "Mean accuracy by strategy (Figure 2)",
     "figure3_accuracy_vs_tokens.png": "Accuracy against output tokens (Figure 3)",
     "figure5_per_benchmark.png": "Accuracy and tokens per benchmark (Figure 5)",
+    figures_module.SCALING_FIGURE: "Accuracy against output tokens: budget forcing, majority and adaptive vote "
+                                   "(Figure 3, completed)",
 }
 
 
@@ -41,24 +44,7 @@ def task_key(model: str, task: str) -> str:
     return f"{model}:{task}"
 
 
-def _sample(line: bytes) -> dict:
-    """One log line without its ``arguments`` (the prompt: the case again, with the instructions)."""
-    cut = line.find(_ARGUMENTS)
-    resume = line.find(_RESPS, cut + 1) if cut > 0 else -1
-    if resume > cut > 0:
-        try:
-            return json.loads(line[:cut] + line[resume:])
-        except ValueError:
-            pass
-    return json.loads(line)
-
-
 def _scored(value) -> dict:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
     return value if isinstance(value, dict) else {}
 
 
@@ -80,43 +66,28 @@ def read_task(samples: TaskSamples, maj_k: int | None, cases: dict) -> dict:
     data = {"case": [], "ch": [], "v": [], "tok": [], "r": [], "sp": [], "ru": []}
     if maj_k:
         data.update(votes=[], acc=[], tokm=[])
-    path = samples.path
-    try:
-        handle = path.open("rb")
-    except (OSError, TypeError) as err:
-        raise ReportError(f"{path}: cannot read the responses for the HTML page ({err})") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                sample = _sample(line)
-            except ValueError as err:
-                raise ReportError(f"{path}: line {number} is not valid JSON ({err})") from None
-            if sample.get("filter") not in FILTERS:
-                continue
-            doc = sample.get("doc") or {}
-            doc_id = str(doc.get("id", sample.get("doc_id")))
-            if doc_id not in bench["index"]:
-                bench["index"][doc_id] = len(bench["id"])
-                bench["id"].append(doc_id)
-                bench["q"].append(str(doc.get("question") or ""))
-                bench["o"].append(doc.get("options") if isinstance(doc.get("options"), dict) else {})
-                bench["g"].append(doc.get("answer_idx") if not freeform else doc.get("answer"))
-                bench["grp"].append(str((doc.get("meta") or {}).get(key) or "(unknown)") if key else None)
-            data["case"].append(bench["index"][doc_id])
-            resps = sample.get("resps") or [[]]
-            responses = resps[0] if resps and isinstance(resps[0], list) else resps
-            filtered = sample.get("filtered_resps") or [[]]
-            scored = [_scored(s) for s in (filtered[0] if filtered and isinstance(filtered[0], list) else filtered)]
-            responses = [r or "" for r in responses] or [""]
-            scored += [{}] * (len(responses) - len(scored))
-            if freeform:
-                _freeform(data, sample, responses[0], scored[0])
-            elif maj_k:
-                _majority(data, sample, responses, scored, doc.get("answer_idx"), maj_k)
-            else:
-                _single(data, sample, responses[0], scored[0])
+    for _, sample in iter_samples(samples.path, ("doc", "filter", "resps"), responses=True):
+        if sample.get("filter") not in FILTERS:
+            continue
+        doc = sample.get("doc") or {}
+        doc_id = str(doc.get("id", sample.get("doc_id")))
+        if doc_id not in bench["index"]:
+            bench["index"][doc_id] = len(bench["id"])
+            bench["id"].append(doc_id)
+            bench["q"].append(str(doc.get("question") or ""))
+            bench["o"].append(doc.get("options") if isinstance(doc.get("options"), dict) else {})
+            bench["g"].append(doc.get("answer_idx") if not freeform else doc.get("answer"))
+            bench["grp"].append(str((doc.get("meta") or {}).get(key) or "(unknown)") if key else None)
+        data["case"].append(bench["index"][doc_id])
+        responses, scored = responses_and_scores(sample)
+        responses = [r or "" for r in responses] or [""]
+        scored = [_scored(s) for s in scored] + [{}] * (len(responses) - len(scored))
+        if freeform:
+            _freeform(data, sample, responses[0], scored[0])
+        elif maj_k:
+            _majority(data, sample, responses, scored, doc.get("answer_idx"), maj_k)
+        else:
+            _single(data, sample, responses[0], scored[0])
     return data
 
 
@@ -178,9 +149,22 @@ def _acc(record: dict, key: str) -> dict | None:
     return {"acc": f"{record[key]:.1f}", "ci": f"[{record[key + '_lo']:.1f}, {record[key + '_hi']:.1f}]"}
 
 
+def _replay_rows(records: list[dict], by_label: dict) -> list[dict]:
+    """The replay table's cells, each task's linked to its responses in the browser."""
+    rows = []
+    for r in records:
+        row = by_label[f"{r['model']}/{r['strategy']}"]
+        key = task_key(row.model, row.tasks[r["benchmark"]].task) if r["benchmark"] in row.tasks else None
+        rows.append({**r, "title": TITLES.get(r["benchmark"], r["benchmark"]), "key": key,
+                     "cells": [(_fmt(r[f"samples_{t}"]), _fmt(r[f"acc_{t}"])) for t in REPORT_THRESHOLDS],
+                     "maj": _fmt(r["maj_acc"]), "tokens": _fmt(r["tokens"], 0)})
+    return rows
+
+
 def write_page(path: Path, rows, benchmarks: list[str], records, comparisons, breakdowns, drawn: dict, notes: list[str],
-               n_resamples: int, seed: int) -> Path:
-    """Write the page: read every task's responses, then stream the template into ``path``."""
+               n_resamples: int, seed: int, replay: list[dict] = ()) -> Path:
+    """Write the page: read every task's responses, then stream the template into ``path``. ``replay``: the
+    adaptive-voting replay of the ``_maj`` rows (``scaling.replay``)."""
     tasks = []  # the browser's tasks, in Table 1 order
     by_label = {row.label: row for row in rows}
     table = []
@@ -211,7 +195,7 @@ def write_page(path: Path, rows, benchmarks: list[str], records, comparisons, br
     figure_blocks = []
     for name, fig in drawn.items():
         pooled = getattr(fig, "benchmarks", None)
-        caption = None
+        caption = getattr(fig, "caption", None)
         if pooled is not None:
             caption = f"Pooled over {', '.join(TITLES[b] for b in pooled)}" + (
                 " (the study's three benchmarks)." if tuple(pooled) == STUDY_BENCHMARKS
@@ -231,7 +215,8 @@ def write_page(path: Path, rows, benchmarks: list[str], records, comparisons, br
     template = env.get_template("index.html.j2")
     stream = template.stream(
         benchmarks=[{"name": b, "title": TITLES[b]} for b in benchmarks], table=table, comparisons=comparison_rows,
-        breakdowns=breakdown_rows, figures=figure_blocks, notes=notes, tasks=tasks, first=blocks[:1], rest=blocks[1:],
+        breakdowns=breakdown_rows, figures=figure_blocks, replay=_replay_rows(replay, by_label),
+        thresholds=REPORT_THRESHOLDS, replay_orders=REPLAY_ORDERS, seed=seed, notes=notes, tasks=tasks, first=blocks[:1], rest=blocks[1:],
         cases_json=cases_json, meta_json=_json({"tasks": meta, "pageSize": PAGE_SIZE}),
         settings=f"95% percentile bootstrap over questions, {n_resamples} resamples, seed {seed}",
         css=(TEMPLATES / "page.css").read_text(encoding="utf-8"), js=(TEMPLATES / "page.js").read_text(encoding="utf-8"),

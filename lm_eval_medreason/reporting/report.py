@@ -4,7 +4,10 @@ Everything is computed from the per-sample logs (``--log_samples``), not from th
 aggregated results, because intervals, paired tests and breakdowns need per-question
 values; the pooled mean of those values is exactly lm-eval's ``weight_by_size``
 group accuracy. A row of Table 1 is one (model, strategy); its benchmarks may come
-from several runs (the latest run of a benchmark wins, with a note).
+from several runs (the latest run of a benchmark wins, with a note). The scaling tasks
+(``_adaptive``, ``_budget``) are rows of their own, never in Table 1 or the comparisons:
+they go into the scaling figure beside the ``_maj`` curves (``scaling.py``), and every
+``_maj`` row gets the adaptive-voting replay table.
 
 Conventions: accuracies are fractions in code and percentages (one decimal) in the
 markdown; ``_maj`` runs become rows "STRATEGY maj@K" at their largest K, with tokens
@@ -17,6 +20,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
+from functools import partial
 from itertools import combinations
 from pathlib import Path
 
@@ -24,9 +28,10 @@ import numpy as np
 
 from lm_eval_medreason.data import registry
 from lm_eval_medreason.errors import ReportError
-from lm_eval_medreason.reporting import stats
-from lm_eval_medreason.reporting.logs import (BENCHMARKS, STRATEGIES, STUDY_BENCHMARKS, TITLES, Run, TaskSamples,
-                                              load_runs)
+from lm_eval_medreason.evaluation.adaptive import REPORT_THRESHOLDS
+from lm_eval_medreason.reporting import scaling, stats
+from lm_eval_medreason.reporting.logs import (BENCHMARKS, SCALING_MODES, STRATEGIES, STUDY_BENCHMARKS, TITLES, Run,
+                                              TaskSamples, load_runs)
 
 # benchmark -> the meta key its accuracy is broken down by (MedQA USMLE step, JAMA specialty, MedMCQA subject)
 BREAKDOWN_KEYS = {name: b.breakdown for name, b in registry.BENCHMARKS.items() if b.breakdown}
@@ -34,15 +39,18 @@ BREAKDOWN_KEYS = {name: b.breakdown for name, b in registry.BENCHMARKS.items() i
 
 @dataclass
 class Row:
-    """One (model, strategy) of Table 1 and the samples of each of its benchmarks."""
+    """One (model, strategy) of Table 1, or of the scaling runs (``mode``), and the samples of each of its benchmarks."""
 
     model: str
     base: str  # vanilla, cot, longstep, longmonolog, freeform
     maj_k: int | None
     tasks: dict[str, TaskSamples]
+    mode: str = ""  # "" or "maj" (Table 1), "adaptive" or "budget" (scaling)
 
     @property
     def strategy(self) -> str:
+        if self.mode in SCALING_MODES:
+            return f"{self.base} {self.mode}"
         return f"{self.base} maj@{self.maj_k}" if self.maj_k else self.base
 
     @property
@@ -65,28 +73,44 @@ class Row:
         return all(b in self.tasks for b in STUDY_BENCHMARKS)
 
 
-def build_rows(runs: list[Run]) -> tuple[list[Row], list[str]]:
-    """Rows of Table 1 from runs: one per (model, strategy, maj); a later run of the same benchmark replaces an earlier one."""
-    notes = [note for run in runs for note in run.notes]
-    chosen: dict[tuple[str, str, bool], dict[str, tuple[Run, TaskSamples]]] = {}
+def _latest(runs: list[Run], modes: tuple[str, ...], notes: list[str]) -> dict[tuple[str, str, str], dict[str, TaskSamples]]:
+    """(model, strategy, mode) -> benchmark -> samples of the tasks of these modes; the latest run of a benchmark wins."""
+    chosen: dict[tuple[str, str, str], dict[str, tuple[Run, TaskSamples]]] = {}
     for run in sorted(runs, key=lambda r: r.timestamp):
-        for samples in run.tasks.values():
-            slot = chosen.setdefault((run.model, samples.strategy, samples.maj), {})
+        for samples in (s for s in run.tasks.values() if s.mode in modes):
+            slot = chosen.setdefault((run.model, samples.strategy, samples.mode), {})
             if samples.benchmark in slot:
                 notes.append(f"{run.model} {samples.task}: using {run.results_file} over {slot[samples.benchmark][0].results_file}")
             slot[samples.benchmark] = (run, samples)
+    return {key: dict(sorted(((b, s) for b, (_, s) in slot.items()), key=lambda i: BENCHMARKS.index(i[0])))
+            for key, slot in chosen.items()}
+
+
+def build_rows(runs: list[Run]) -> tuple[list[Row], list[str]]:
+    """Rows of Table 1 from runs: one per (model, strategy, maj); a later run of the same benchmark replaces an earlier one.
+    The scaling tasks are left out (``scaling_rows``)."""
+    notes = [note for run in runs for note in run.notes]
     rows = []
-    for (model, strategy, maj), slot in chosen.items():
-        tasks = {b: samples for b, (_, samples) in slot.items()}
+    for (model, strategy, mode), tasks in _latest(runs, ("", "maj"), notes).items():
         k = None
-        if maj:
+        if mode == "maj":
             common = set.intersection(*(set(s.maj_ks) for s in tasks.values()))
             if not common:
                 raise ReportError(f"{model} {strategy}_maj: its benchmarks logged no common maj@k "
                                   f"({', '.join(f'{s.task}: {s.maj_ks}' for s in tasks.values())})")
             k = max(common)
-        rows.append(Row(model, strategy, k, dict(sorted(tasks.items(), key=lambda i: BENCHMARKS.index(i[0])))))
+        rows.append(Row(model, strategy, k, tasks, mode))
     rows.sort(key=lambda r: (r.model, STRATEGIES.index(r.base), r.maj_k or 0))
+    return rows, notes
+
+
+def scaling_rows(runs: list[Run]) -> tuple[list[Row], list[str]]:
+    """One row per (model, strategy, mode) of the ``_adaptive`` and ``_budget`` tasks, as ``build_rows`` builds
+    Table 1's; the notes say which run of a benchmark replaced which."""
+    notes: list[str] = []
+    rows = [Row(model, strategy, None, tasks, mode)
+            for (model, strategy, mode), tasks in _latest(runs, SCALING_MODES, notes).items()]
+    rows.sort(key=lambda r: (r.model, STRATEGIES.index(r.base), SCALING_MODES.index(r.mode)))
     return rows, notes
 
 
@@ -326,6 +350,22 @@ def agreement_markdown(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def replay_markdown(records: list[dict], seed: int) -> str:
+    header = ["Model", "Strategy", "Benchmark", "n", "maj@K"] + [f"t={t}: {m}" for t in REPORT_THRESHOLDS
+                                                                 for m in ("samples", "acc.")]
+    body = [[r["model"], r["strategy"], TITLES.get(r["benchmark"], r["benchmark"]), str(r["n"]), _cell(r["maj_acc"])]
+            + [x for t in REPORT_THRESHOLDS for x in (_cell(r[f"samples_{t}"]), _cell(r[f"acc_{t}"]))] for r in records]
+    notes = ["What adaptive voting would have cost on each maj@K run: Adaptive-Consistency's stopping rule (Beta "
+             "criterion, checked every 4 samples as the _adaptive tasks draw them; threshold t = the largest chance "
+             "that more samples change the plurality) replayed over random orders of each question's K logged votes.",
+             f"samples: expected samples per question (of K); acc.: accuracy in % of the vote where the rule stopped "
+             f"(a tie counts 1/t, as maj@K). {scaling.REPLAY_ORDERS} random orders of each question's votes, "
+             f"seed {seed}; pooled: every question of the row's benchmarks (size-weighted).",
+             "The CSV holds the votes per question (K) and the mean tokens per sampled response (the vote spends "
+             "samples x tokens)."]
+    return _markdown("Adaptive voting, replayed on the majority-vote runs", header, body, notes)
+
+
 def make_report(paths: list[Path], output: Path, compare_pairs: list[list[str]] | None = None,
                 n_resamples: int = stats.N_RESAMPLES, seed: int = stats.SEED, echo=print) -> dict[str, Path]:
     """Read the runs under ``paths`` and write every table and figure into ``output``; returns name -> path."""
@@ -336,9 +376,14 @@ def make_report(paths: list[Path], output: Path, compare_pairs: list[list[str]] 
         np.random.default_rng(seed)  # numpy's own rule for seeds (whole numbers >= 0)
     except (ValueError, TypeError) as err:
         raise ReportError(f"bootstrap settings: {err}") from None
-    rows, notes = build_rows(load_runs(paths))
-    if not rows:
+    runs = load_runs(paths)
+    rows, notes = build_rows(runs)
+    scaled, scaling_notes = scaling_rows(runs)
+    notes += scaling_notes
+    if not rows and not scaled:
         raise ReportError(f"{', '.join(map(str, paths))}: no medreason tasks in these lm-eval results")
+    if not rows:
+        notes.append("Table 1 has no rows: these results hold only _adaptive and _budget tasks (see the scaling figure)")
     output.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
 
@@ -365,10 +410,16 @@ def make_report(paths: list[Path], output: Path, compare_pairs: list[list[str]] 
     agreement = freeform_agreement(rows)
     if agreement:
         text("freeform_agreement.md", agreement_markdown(agreement))
+    replayed = scaling.replay(rows, seed)
+    if replayed:
+        text("adaptive_replay.md", replay_markdown(replayed, seed))
+        written["adaptive_replay.csv"] = _write_csv(output / "adaptive_replay.csv", scaling.REPLAY_COLUMNS, replayed)
 
+    drawers = {name: partial(draw, rows, records, n_resamples, seed) for name, draw in figures.FIGURES.items()}
+    drawers[figures.SCALING_FIGURE] = partial(figures.figure_scaling, scaling.points(rows, scaled))
     drawn = {}
-    for name, draw in figures.FIGURES.items():
-        fig, why = draw(rows, records, n_resamples, seed)
+    for name, draw in drawers.items():
+        fig, why = draw()
         if fig is None:
             notes.append(f"skipped {name}: {why}")
             continue
@@ -380,7 +431,8 @@ def make_report(paths: list[Path], output: Path, compare_pairs: list[list[str]] 
     from lm_eval_medreason.reporting import page
 
     written["index.html"] = page.write_page(
-        output / "index.html", rows, present_benchmarks(rows), records, comparisons, by_difficulty, drawn, notes, n_resamples, seed)
+        output / "index.html", rows, present_benchmarks(rows), records, comparisons, by_difficulty, drawn, notes, n_resamples, seed,
+        replayed)
     for note in notes:
         echo(f"note: {note}")
     for name, path in written.items():

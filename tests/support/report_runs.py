@@ -1,11 +1,15 @@
 """Real `lm_eval` runs for the report tests: a scripted OpenAI-compatible server answers two models under
-medreason_cot and medreason_longmonolog (and alpha's medreason_cot_maj), so that every figure is known by hand."""
+medreason_cot and medreason_longmonolog (and alpha's medreason_cot_maj), so that every figure is known by hand;
+``make_scaling_runs`` adds the scaling tasks (_maj and _adaptive from scripted vote patterns, _budget on the tiny model)."""
 
 import csv
 import json
+import random
+import shutil
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from lm_eval_medreason.data.loaders import load_cases
@@ -124,3 +128,69 @@ def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path} is not a PNG"
     return struct.unpack(">II", data[16:24])
+
+
+# ---- scaling runs: _maj and _adaptive (scripted server), _budget (tiny model) ----------------------------------
+
+SCALING_BENCHMARKS = ("medbullets", "medqa")
+BUDGETS = (4, 8, 16, 32)
+# question index % 4 -> its 32 votes: (gold's, the first wrong letter's, the second's, no answer's)
+VOTE_PATTERNS = {0: (32, 0, 0, 0), 1: (29, 3, 0, 0), 2: (14, 12, 6, 0), 3: (10, 16, 4, 2)}
+
+
+def vote_sequence(i: int, case: dict) -> list[str | None]:
+    """Question i's 32 answers in the order the server gives them: its pattern, shuffled (seeded by i)."""
+    right, first, second, none = VOTE_PATTERNS[i % 4]
+    votes = [case["answer_idx"]] * right + [wrong_letter(case, 0)] * first + [wrong_letter(case, 1)] * second
+    votes += [None] * none
+    random.Random(i).shuffle(votes)
+    return votes
+
+
+def patterned(cases: dict):
+    """The n-th request for question i gets the n-th answer of ``vote_sequence`` (a response without an answer for None)."""
+    counts, lock = {}, threading.Lock()
+
+    def answer(prompt: str) -> str:
+        i, case = lookup(cases, prompt)
+        with lock:
+            n = counts[case["id"]] = counts.get(case["id"], 0) + 1
+        letter = vote_sequence(i, case)[(n - 1) % 32]
+        if letter is None:
+            return "The findings are equivocal; I cannot tell."
+        return f"Weighing the findings ({n}).\n\nThe answer is ({letter})."
+    return answer
+
+
+def make_scaling_runs(root: Path, tiny_model: Path) -> Path:
+    """OUT/gamma: medbullets and medqa under cot_maj (one run) and cot_adaptive (another run, --model medreason)
+    from a server that answers by ``VOTE_PATTERNS``; OUT/<tiny model>: medqa_cot and medqa_cot_budget (one run,
+    --model medreason over hf, budgets ``BUDGETS``, 40 tokens at most)."""
+    data = write_data_dir(root / "data", n=8)
+    cases = cases_by_question(data)
+    out = root / "out"
+    metadata = json.dumps({"data_dir": str(data["root"])})
+    for model, tasks in (("local-chat-completions", "_maj"), ("medreason", "_adaptive")):
+        base = "base=local-chat-completions," if model == "medreason" else ""
+        with fake_chat_server(patterned(cases)) as (url, _):
+            run_lm_eval(["--model", model, "--apply_chat_template", "--model_args",
+                         f"{base}model=gamma,base_url={url},num_concurrent=1,max_retries=1,tokenizer_backend=none",
+                         "--tasks", ",".join(f"{b}_cot{tasks}" for b in SCALING_BENCHMARKS), "--metadata", metadata], out)
+    run_lm_eval(["--model", "medreason", "--model_args", f"base=hf,pretrained={tiny_model},dtype=float32",
+                 "--device", "cpu", "--batch_size", "16", "--apply_chat_template", "--gen_kwargs", "max_gen_toks=40",
+                 "--tasks", "medqa_cot,medqa_cot_budget",
+                 "--metadata", json.dumps({"data_dir": str(data["root"]), "budgets": list(BUDGETS)})], out)
+    return out
+
+
+CHROMIUM = next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
+
+
+def page_dom(page: Path, hash_: str = "") -> str:
+    """The report page's DOM after its script ran, from headless Chromium (file://, no network)."""
+    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             "--disable-extensions", "--dump-dom", page.as_uri() + hash_],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'data-first-render-ms="' in result.stdout, "the page's script did not render the response browser"
+    return result.stdout
