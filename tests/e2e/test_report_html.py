@@ -5,31 +5,18 @@ real lm_eval runs of tests/e2e/conftest.py (its session fixtures)."""
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.report_runs import HAS_MAJ, MODELS, STRATEGIES, STUDY, mean, png_size, report, samples  # noqa: F401
+from tests.support.report_runs import CHROMIUM, chromium, mean, png_size, report, samples  # noqa: F401
+from tests.support.report_runs import HAS_MAJ, MODELS, STRATEGIES, STUDY  # noqa: F401
+from tests.support.report_runs import page_dom as dom
 
 pytestmark = pytest.mark.slow
-CHROMIUM = next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
 needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="no headless browser: install Debian's chromium "
                                                             "(apt-get install chromium; .ci/run does)")
 _ARTICLE = re.compile(r'<article class="question" data-id="([^"]*)" data-verdict="(\w)">')
-
-
-def chromium(*args: str) -> str:
-    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             "--disable-extensions", *args], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
-
-def dom(page: Path, hash_: str = "") -> str:
-    text = chromium("--dump-dom", page.as_uri() + hash_)
-    assert 'data-first-render-ms="' in text, "the page's script did not render the response browser"
-    return text
 
 
 def shown(text: str) -> list[tuple[str, str]]:

@@ -186,11 +186,16 @@ def make_scaling_runs(root: Path, tiny_model: Path) -> Path:
 CHROMIUM = next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
 
 
+def chromium(*args: str) -> str:
+    """Headless Chromium's stdout for ``args`` (no sandbox, GPU or extensions: CI containers have none)."""
+    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             "--disable-extensions", *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
 def page_dom(page: Path, hash_: str = "") -> str:
     """The report page's DOM after its script ran, from headless Chromium (file://, no network)."""
-    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             "--disable-extensions", "--dump-dom", page.as_uri() + hash_],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert 'data-first-render-ms="' in result.stdout, "the page's script did not render the response browser"
-    return result.stdout
+    text = chromium("--dump-dom", page.as_uri() + hash_)
+    assert 'data-first-render-ms="' in text, "the page's script did not render the response browser"
+    return text
