@@ -66,8 +66,9 @@ class Requests(list):
 
 
 @contextmanager
-def fake_chat_server(answer):
-    """Serve ``/v1/chat/completions`` with ``answer(last user message)``; yield (base_url, requests).
+def fake_chat_server(answer, whole_body: bool = False):
+    """Serve ``/v1/chat/completions`` with ``answer(last user message)`` (``answer(request body)`` with
+    ``whole_body``: the sampling settings too); yield (base_url, requests).
 
     ``base_url`` is the full endpoint URL (what lm-eval's ``local-chat-completions`` takes);
     the openai SDK wants its ``/v1`` prefix: ``base_url.removesuffix("/chat/completions")``.
@@ -82,7 +83,7 @@ def fake_chat_server(answer):
                 requests.append(body)
                 requests.headers.append({k.lower(): v for k, v in self.headers.items()})
                 number = len(requests)
-            text = answer(body["messages"][-1]["content"])
+            text = answer(body if whole_body else body["messages"][-1]["content"])
             reply = text if isinstance(text, Reply) else None
             data = reply.payload() if reply else completion(text, body.get("model", "fake"), number)
             self.send_response(reply.status if reply else 200)

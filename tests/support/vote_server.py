@@ -5,8 +5,8 @@ of its wrong letters, strongest first, and of no answer) from which its sequence
 drawn once, seeded by the question's id. The k-th sampled request (temperature > 0) for a question gets the
 k-th answer of its sequence, so a ``_maj`` run and an ``_adaptive`` run see the same sequences, and a test
 knows exactly what the model said. Greedy requests (temperature 0: the plain tasks) get the profile's most
-likely answer and are counted apart (so this server reads the request body, where fake_openai's
-``fake_chat_server`` passes its ``answer`` only the prompt). A question is recognised by its question block
+likely answer and are counted apart (so the script reads the whole request body, which fake_openai's
+``fake_chat_server`` hands it with ``whole_body``). A question is recognised by its question block
 (case text, then the lettered options, as ``prompts/question.j2`` renders it) in the prompt.
 
     script = VoteScript(cases, lambda i, case: HARD if i % 3 == 2 else EASY)
@@ -23,9 +23,8 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.support.fake_openai import Reply, completion, serve_in_thread
+from tests.support.fake_openai import Reply, fake_chat_server
 
 
 @dataclass(frozen=True)
@@ -132,22 +131,11 @@ def _draw(u: float, letters: list[str], weights: list[float]) -> str | None:
 def vote_server(script: VoteScript):
     """Serve ``/v1/chat/completions`` from ``script``; yield the endpoint URL (lm-eval's ``base_url``)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            try:
-                status, data = 200, completion(script.reply(body), body.get("model", "fake"), 0)
-            except ValueError as error:
-                status, data = 400, Reply(400, body=json.dumps({"error": {"message": str(error)}})).payload()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(body: dict):
+        try:
+            return script.reply(body)
+        except ValueError as error:
+            return Reply(400, body=json.dumps({"error": {"message": str(error)}}))
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    with serve_in_thread(server, "http://127.0.0.1:{port}/v1/chat/completions") as url:
+    with fake_chat_server(answer, whole_body=True) as (url, _):
         yield url
