@@ -98,12 +98,12 @@ def main() -> None:
           f"seed {args.seed}; samples counted at the server")
     print(f"  maj@1 {maj['maj@1,final-answer']:.3f}, maj@32 {maj_acc:.3f} "
           f"(medqa_cot_maj, {maj_drawn:.1f} samples per question)")
-    print(f"  target: at most {TARGET_SHARE:.0%} of {VOTES} samples at an accuracy within {TARGET_POINTS:g} point "
-          "of maj@32")
+    print(f"  target: at most {TARGET_SHARE:.0%} of {VOTES} samples at an accuracy at most {TARGET_POINTS:g} point "
+          "below maj@32")
     print("  adaptive (threshold, round)   samples/question   of 32   accuracy   vs maj@32   target")
     for threshold, round_size, drawn, acc in rows:
         points = 100 * (acc - maj_acc)
-        met = drawn <= TARGET_SHARE * VOTES and abs(points) <= TARGET_POINTS
+        met = drawn <= TARGET_SHARE * VOTES and points >= -TARGET_POINTS  # a loss of at most 1 point
         print(f"  {threshold:<6g} {round_size:>2}{'(default)' if (threshold, round_size) == (0.05, 4) else '':>11}"
               f"   {drawn:16.2f}   {drawn / VOTES:5.1%}   {acc:8.3f}   {points:+6.2f} pt   "
               f"{'met' if met else 'missed'}")
