@@ -358,10 +358,20 @@ Metrics (filter `{FILTER}`): `acc` (extracted letter equals gold), `output_token
 `token_encoding` is given in `--metadata` or `MEDREASON_TOKEN_ENCODING`), `no_answer`
 (fraction with no committed letter). The group `acc` is the study's "Mean Acc.".
 
+Inference-time scaling, under `--model medreason --model_args base=BACKEND,...` (the package's lm-eval
+model, which wraps any backend): `..._adaptive` samples up to {VOTES} responses per question in rounds
+and stops a question once Adaptive-Consistency's Beta rule says more samples are unlikely to change its
+plurality (`acc`, `samples`, `output_tokens` per question, `no_answer`; `--metadata` `adaptive_threshold`,
+`adaptive_round`); `..._budget` generates once at the full budget and forces an answer at every smaller
+budget B (`acc@B`, `tokens@B`; `--metadata` `budgets`). Under a plain backend, `_adaptive` replays the
+rule over all {VOTES} samples; `_budget` needs the wrapper and a text-prompt backend (`hf`, `vllm`,
+`local-completions`).
+
 Layout: `_medreason_template_yaml` (data, scoring, metrics), `_{{strategy}}_template_yaml`
-(prompt, budget), `_maj_template_yaml` (voting) and `_{{strategy}}_maj_template_yaml` (a strategy
-under voting, sampled) are the bases; every task file only includes them and names its task and
-dataset hook. They are written by `python -m lm_eval_medreason.evaluation.tasks` from the registry
+(prompt, budget), `_maj_template_yaml` (voting), `_adaptive_template_yaml` (adaptive voting) and
+`_{{strategy}}_maj_template_yaml`, `_{{strategy}}_adaptive_template_yaml` (a strategy under voting,
+sampled), `_{{strategy}}_budget_template_yaml` (its budget curve) are the bases; every task file only
+includes them and names its task and dataset hook. They are written by `python -m lm_eval_medreason.evaluation.tasks` from the registry
 (`lm_eval_medreason/data/registry.py`); edit that, not the files. Each benchmark folder has a README
 with its source, size, splits and citation.
 """
