@@ -9,6 +9,7 @@ the raw response stays in ``resps`` and ``{"choice", "output_tokens", "rule", "s
 ``filtered_resps``, as a JSON string (lm-eval writes filtered responses as strings).
 """
 
+import gc
 import json
 import logging
 from collections.abc import Callable
@@ -69,10 +70,20 @@ def scaling_column(metadata: dict) -> dict:
         base = metadata.get("base")  # lm-eval passes --model_args to tasks as metadata
         if base is not None and not budget.can_continue(str(base)):
             raise ValueError(budget.cannot_continue_message(str(base)))
-        if base is None and not any(True for _ in LIVE):
+        if base is None and not any(True for _ in LIVE) and plain_model_loaded():
             raise ValueError(budget.cannot_continue_message(None))
         return {SCALING_COLUMN: settings.as_column()}
     return {}
+
+
+def plain_model_loaded() -> bool:
+    """Whether an lm-eval model other than this package's wrapper lives in this process. lm-eval builds the model
+    before the tasks, so a ``_budget`` task built beside one would send its requests to a backend that cannot cut
+    and force; a task built with no model at all (lm-eval's own task tests, a script reading its docs) is fine."""
+    from lm_eval.api.model import LM
+
+    gc.collect()  # a model dropped by an earlier run in this process is no longer there
+    return any(isinstance(obj, LM) for obj in gc.get_objects())
 
 
 def prompt_hook(strategy: str):

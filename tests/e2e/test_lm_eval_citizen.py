@@ -106,7 +106,7 @@ def test_lm_eval_task_suite_passes_on_every_task(lm_eval_tests, tmp_path):
     data = write_data_dir(tmp_path / "data", n=15)["root"]
     result, cases = run_lm_eval_tests(lm_eval_tests, "tests/test_tasks.py::TestNewTasksElseDefault", data)
     problems = [f"{name}[{task}] {problem}" for task, name, found in cases for problem in found]
-    assert not problems, "\n".join(problems[:20])
+    assert not problems, "\n".join(problems[:20]) + "\n" + result.stdout[-3000:]
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     tests_by_task = {}
     for task, name, _ in cases:

@@ -139,3 +139,19 @@ def test_chat_backends_cannot_continue_and_the_message_names_those_that_can(back
     assert not can_continue(backend)
     message = budget.cannot_continue_message(backend)
     assert "\n" not in message and repr(backend) in message and "hf, vllm, local-completions" in message
+
+
+def test_a_budget_task_builds_without_a_model_and_is_refused_beside_a_plain_one():
+    """lm-eval builds the model before the tasks: with no model (lm-eval's own task tests) the task builds; beside a
+    plain lm-eval model, which would get the requests uncut, it stops naming the wrapper (the CLI path is e2e)."""
+    from lm_eval.models.dummy import DummyLM
+
+    from lm_eval_medreason.evaluation.hooks import scaling_column
+
+    metadata = {"scaling": "budget", "budgets": [8, 16]}
+    assert scaling_column(metadata)["medreason_scaling"]["budgets"] == [8, 16]
+    plain = DummyLM()
+    with pytest.raises(ValueError, match="need this package's model wrapper"):
+        scaling_column(metadata)
+    del plain
+    assert scaling_column(metadata)["medreason_scaling"]["budgets"] == [8, 16]
