@@ -8,10 +8,10 @@ ran each budget as a separate generation: here every budget reuses the one full-
 forced prompts share it as a prefix (cheap under vLLM's prefix caching).
 
 The ``medreason`` model wrapper does the cutting and forcing and returns, for each question, an *envelope*
-(JSON: the full response and, per budget it cut at, the character offset of the cut and the forced
-continuation); the ``_budget`` tasks' filter scores it. ``tokens@B`` counts (tiktoken) the response the
-model had written within budget B (the cut, or all of it), not the few forced answer tokens: the thinking
-budget spent, the x axis of s1's curves.
+(JSON: the full response; per budget it cut at, the character offset of the cut and the forced
+continuation; the settings it forced with); the ``_budget`` tasks' filter scores it. ``tokens@B`` counts
+(tiktoken) the response the model had written within budget B (the cut, or all of it), not the few forced
+answer tokens: the thinking budget spent, the x axis of s1's curves.
 """
 
 from __future__ import annotations
@@ -77,6 +77,14 @@ class Settings:
     def as_column(self) -> dict:
         return {"mode": "budget", **asdict(self), "budgets": list(self.budgets)}
 
+    @classmethod
+    def from_column(cls, column: dict) -> Settings | None:
+        """The inverse of ``as_column`` (a doc's ``medreason_scaling``, an envelope's settings); None if incomplete."""
+        try:
+            return cls(tuple(column["budgets"]), column["suffix"], column["answer_tokens"])
+        except (KeyError, TypeError):
+            return None
+
 
 def cut_offsets(response: str, tokenizer, budgets) -> dict[int, int]:
     """Budget -> the character offset after the response's B-th token, for every budget the response reaches
@@ -96,20 +104,30 @@ def forced_prompt(context: str, response: str, cut: int, settings: Settings) -> 
     return context + response[:cut] + settings.suffix
 
 
-def pack(response: str, forced: dict[int, tuple[int, str]]) -> str:
-    """The envelope the wrapper returns: the full response and, per budget it cut at, (offset, continuation)."""
+def pack(response: str, forced: dict[int, tuple[int, str]], settings: Settings) -> str:
+    """The envelope the wrapper returns: the full response, per budget it cut at (offset, continuation), and the
+    settings it cut and forced with (lm-eval's ``--use_cache`` may hand it to a later run with other settings)."""
     return json.dumps({ENVELOPE: 1, "response": response,
-                       "forced": {str(b): {"cut": cut, "continuation": text} for b, (cut, text) in forced.items()}},
+                       "forced": {str(b): {"cut": cut, "continuation": text} for b, (cut, text) in forced.items()},
+                       "settings": settings.as_column()},
                       ensure_ascii=False)
 
 
-def unpack(text: str) -> tuple[str, dict[int, tuple[int, str]]]:
-    """The inverse of ``pack``; anything else (a plain backend's response) is a one-line error."""
+def unpack(text: str, expected: Settings | None = None) -> tuple[str, dict[int, tuple[int, str]]]:
+    """The inverse of ``pack``; anything else (a plain backend's response), or an envelope forced with settings
+    other than ``expected``, is a one-line error."""
     try:
         envelope = json.loads(text) if text and text.startswith("{") else None
     except json.JSONDecodeError:
         envelope = None
     if not isinstance(envelope, dict) or envelope.get(ENVELOPE) != 1:
         raise ValueError(cannot_continue_message(None))
+    if expected is not None and Settings.from_column(envelope.get("settings") or {}) != expected:
+        made = envelope.get("settings") or {}
+        raise ValueError(f"a _budget response was forced with budgets {made.get('budgets')}, suffix "
+                         f"{made.get('suffix')!r} and {made.get('answer_tokens')} answer tokens, but the task asks "
+                         f"for {list(expected.budgets)}, {expected.suffix!r} and {expected.answer_tokens}: it came "
+                         "from lm-eval's --use_cache database of a run with other settings; rerun with a new "
+                         "--use_cache path or without it")
     forced = {int(b): (f["cut"], f["continuation"]) for b, f in envelope["forced"].items()}
     return envelope["response"], forced

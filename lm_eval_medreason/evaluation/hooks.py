@@ -83,7 +83,7 @@ def plain_model_loaded() -> bool:
     from lm_eval.api.model import LM
 
     gc.collect()  # a model dropped by an earlier run in this process is no longer there
-    return any(isinstance(obj, LM) for obj in gc.get_objects())
+    return any(issubclass(type(obj), LM) for obj in gc.get_objects())  # type(): no proxy object's __class__
 
 
 def prompt_hook(strategy: str):
@@ -193,8 +193,8 @@ def process_results_adaptive(doc: dict, results: list) -> dict:
 
 def score_budget(envelope: str, doc: dict) -> dict:
     """``score_response`` of the full response, plus per budget the answer and tokens at that budget."""
-    response, forced = budget.unpack(envelope)
     settings = doc[SCALING_COLUMN]
+    response, forced = budget.unpack(envelope, budget.Settings.from_column(settings))
     full = score_response(response, doc)
     at = {}
     for b in settings["budgets"]:

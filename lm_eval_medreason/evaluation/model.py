@@ -152,7 +152,7 @@ class MedreasonLM(LM):
                 q.add(responses[position:position + k])
                 position += k
             pending = []
-        self._finish_budgets(results, budgeted, full, forced, continuations)
+        self._finish_budgets(results, requests, budgeted, full, forced, continuations)
         for q in adaptive:
             for n, slot in enumerate(q.slots):
                 results[slot] = q.responses[n] if n < len(q.responses) else NOT_DRAWN
@@ -197,7 +197,7 @@ class MedreasonLM(LM):
         forced = []
         for n, (i, response) in enumerate(zip(budgeted, full)):
             request = requests[i]
-            settings = _settings(request)
+            settings = budget.Settings.from_column(request.doc[SCALING_COLUMN])
             context = request.args[0]
             kwargs = {"until": [], "max_gen_toks": settings.answer_tokens, "do_sample": False, "temperature": 0.0}
             for b, cut in budget.cut_offsets(response or "", self.base.tokenizer, settings.budgets).items():
@@ -207,15 +207,12 @@ class MedreasonLM(LM):
         return forced
 
     @staticmethod
-    def _finish_budgets(results, budgeted, full, forced, continuations) -> None:
+    def _finish_budgets(results, requests, budgeted, full, forced, continuations) -> None:
         """Every budget request's envelope, from its full response and its forced continuations."""
         per_request = [dict() for _ in budgeted]
         for (_, (n, b, cut)), text in zip(forced, continuations):
             per_request[n][b] = (cut, text or "")
         for n, i in enumerate(budgeted):
-            results[i] = budget.pack(full[n] or "", per_request[n])
+            settings = budget.Settings.from_column(requests[i].doc[SCALING_COLUMN])
+            results[i] = budget.pack(full[n] or "", per_request[n], settings)
 
-
-def _settings(request: Instance) -> budget.Settings:
-    column = request.doc[SCALING_COLUMN]
-    return budget.Settings(tuple(column["budgets"]), column["suffix"], column["answer_tokens"])

@@ -163,3 +163,30 @@ def test_a_plain_backend_is_refused_naming_the_wrapper(tiny_model, synthetic_dat
                        "--tasks", "medqa_cot_budget", "--metadata",
                        json.dumps({"data_dir": str(synthetic_data["root"]), "budgets": [8]})], tmp_path)
     assert "lm_eval --model medreason --model_args base=BACKEND" in last, last
+
+
+def test_use_cache_reuses_envelopes_of_the_same_settings_and_refuses_others(tiny_model, data, tmp_path):
+    """lm-eval's --use_cache keys a greedy response by prompt and generation settings only: a rerun with the same
+    budgets scores the cached envelopes the same; one with other budgets stops with one line naming the cache
+    instead of scoring budgets that were never forced."""
+    cache = tmp_path / "cache" / "lm"
+    args = ["--model", "medreason", "--model_args", f"base=hf,pretrained={tiny_model},dtype=float32", *HF,
+            "--tasks", "medqa_cot_budget", "--limit", "4", "--use_cache", str(cache)]
+    metadata = {"data_dir": str(data["root"]), "budgets": [2, 24]}
+    runs = []
+    for n in range(2):
+        logged = run_lm_eval([*args, "--metadata", json.dumps(metadata)], tmp_path / f"same{n}").stderr
+        runs.append(read_results(tmp_path / f"same{n}")[1]["medqa_cot_budget"])
+    assert "Cached requests: 4, Requests remaining: 0" in logged  # the second run read every envelope from the cache
+    metrics = ["acc", "acc@2", "tokens@2", "acc@24", "tokens@24"]
+    assert [[s[m] for m in metrics] for s in runs[1]] == [[s[m] for m in metrics] for s in runs[0]]
+    assert any(json.loads(s["resps"][0][0])["forced"] for s in runs[0])
+
+    command = [sys.executable, "-m", "lm_eval", "run", *args, "--output_path", str(tmp_path / "other"),
+               "--metadata", json.dumps({**metadata, "budgets": [2, 8, 24]})]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode != 0, result.stdout[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert "forced with budgets [2, 24]" in last and "asks for [2, 8, 24]" in last and "--use_cache" in last, last
+    assert not list(tmp_path.glob("other/**/results_*.json"))

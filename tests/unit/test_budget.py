@@ -110,10 +110,24 @@ def test_forced_prompt_is_the_prompt_the_cut_response_and_the_suffix():
 def test_the_envelope_round_trips():
     response = 'He said "wait" \\ then {x}: the answer is (C).\nÉtape 2 — 心 \u2028'
     forced = {4: (7, ' B) "quoted"'), 64: (40, ""), 16: (20, "Ünïcödé\n")}
-    text = pack(response, forced)
+    settings = Settings((4, 16, 64), "\nAnswer: (", 3)
+    text = pack(response, forced, settings)
     assert json.loads(text)["medreason_budget"] == 1
     assert unpack(text) == (response, forced)
-    assert unpack(pack(response, {})) == (response, {})
+    assert unpack(text, settings) == (response, forced)
+    assert unpack(pack(response, {}, settings), settings) == (response, {})
+
+
+@pytest.mark.parametrize("other", [Settings((4, 16)), Settings((4, 16, 64), "\nAnswer: ", 3),
+                                   Settings((4, 16, 64), "\nAnswer: (", 8)])
+def test_an_envelope_forced_with_other_settings_is_refused_naming_the_cache(other):
+    """lm-eval's --use_cache keys a response by its prompt and generation settings, not by the task's budgets:
+    an envelope from a run with other settings lacks (or has other) forced answers, so it must not be scored."""
+    text = pack("a long response", {4: (3, "B)")}, Settings((4, 16, 64), "\nAnswer: (", 3))
+    with pytest.raises(ValueError) as err:
+        unpack(text, other)
+    message = str(err.value)
+    assert "\n" not in message and "--use_cache" in message and str(list(other.budgets)) in message, message
 
 
 @pytest.mark.parametrize(
