@@ -124,6 +124,8 @@ class MedreasonLM(LM):
         plain, budgeted, adaptive = self._sort(requests)
         if budgeted:
             self._check_can_continue()
+        if adaptive:
+            _check_sampling(adaptive)
         batch = [requests[i] for i in plain] + [requests[i] for i in budgeted]
         first = [(q, q.rule.next_round(0)) for q in adaptive]
         batch += [q.request for q, k in first for _ in range(k)]
@@ -216,3 +218,13 @@ class MedreasonLM(LM):
             settings = budget.Settings.from_column(requests[i].doc[SCALING_COLUMN])
             results[i] = budget.pack(full[n] or "", per_request[n], settings)
 
+
+def _check_sampling(adaptive: list[_Adaptive]) -> None:
+    """Before any request: adaptive voting needs sampled responses. Greedy ones are all alike (nothing to vote
+    on), and lm-eval's ``--use_cache`` would keep the slots a stopped question never drew and hand them back."""
+    for q in adaptive:
+        kwargs = q.request.args[1]
+        if kwargs.get("do_sample") is False or kwargs.get("temperature") == 0:
+            raise ValueError(f"the _adaptive tasks vote over sampled responses, but task {q.request.task_name} has "
+                             f"do_sample={kwargs.get('do_sample')}, temperature={kwargs.get('temperature')}: remove "
+                             "do_sample=false / temperature=0 from --gen_kwargs")

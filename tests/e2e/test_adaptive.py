@@ -195,15 +195,28 @@ def test_a_plain_task_in_the_same_run_passes_through_unchanged(wrapped, plain, c
     assert [s["resps"] for s in samples["medqa_cot"]] == [s["resps"] for s in plain[2]["medqa_cot"]]
 
 
-def test_a_bad_threshold_stops_lm_eval_before_any_request(cases, data, tmp_path):
+def refused_run(cases, data, tmp_path, *args: str, **settings) -> str:
+    """A wrapper run of medqa_cot_adaptive that must stop before any request: its last stderr line."""
     script = new_script(cases)
     with vote_server(script) as url:
         command = [sys.executable, "-m", "lm_eval", "run", *model_args(url, True, 1), "--apply_chat_template",
-                   "--tasks", "medqa_cot_adaptive", "--output_path", str(tmp_path / "out"),
-                   "--metadata", json.dumps({"data_dir": str(data["root"]), "adaptive_threshold": 1.5})]
+                   "--tasks", "medqa_cot_adaptive", "--output_path", str(tmp_path / "out"), *args,
+                   "--metadata", json.dumps({"data_dir": str(data["root"]), **settings})]
         result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                                 env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     assert result.returncode != 0, result.stdout[-2000:]
-    last = result.stderr.strip().splitlines()[-1]
-    assert "adaptive_threshold" in last and "1.5" in last, result.stderr[-3000:]
     assert script.received == 0
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_a_bad_threshold_stops_lm_eval_before_any_request(cases, data, tmp_path):
+    last = refused_run(cases, data, tmp_path, adaptive_threshold=1.5)
+    assert "adaptive_threshold" in last and "1.5" in last, last
+
+
+@pytest.mark.parametrize("gen_kwargs", ["do_sample=false", "temperature=0"])
+def test_greedy_decoding_stops_the_wrapper_before_any_request(cases, data, tmp_path, gen_kwargs):
+    """Greedy samples are all alike, and lm-eval's --use_cache (which keeps greedy responses) would hand the slots
+    of a stopped question, never drawn, back to a later run as if they were its samples."""
+    last = refused_run(cases, data, tmp_path, "--gen_kwargs", gen_kwargs)
+    assert "vote over sampled responses" in last and "medqa_cot_adaptive" in last and "--gen_kwargs" in last, last
