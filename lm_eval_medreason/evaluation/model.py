@@ -137,7 +137,8 @@ class MedreasonLM(LM):
         for q, k in first:
             q.add(responses[position:position + k])
             position += k
-        forced = self._forcing_requests(requests, budgeted, full)
+        settings = [budget.Settings.from_column(requests[i].doc[SCALING_COLUMN]) for i in budgeted]
+        forced = self._forcing_requests(requests, budgeted, settings, full)
         pending, continuations, round_number = [request for request, _ in forced], [], 1
         while True:  # later rounds: the forced answers (once), and the undecided questions' next samples
             rounds = [(q, q.rule.next_round(len(q.votes))) for q in adaptive if not q.done]
@@ -154,7 +155,7 @@ class MedreasonLM(LM):
                 q.add(responses[position:position + k])
                 position += k
             pending = []
-        self._finish_budgets(results, requests, budgeted, full, forced, continuations)
+        self._finish_budgets(results, budgeted, settings, full, forced, continuations)
         for q in adaptive:
             for n, slot in enumerate(q.slots):
                 results[slot] = q.responses[n] if n < len(q.responses) else NOT_DRAWN
@@ -193,30 +194,28 @@ class MedreasonLM(LM):
             raise ValueError(f"the _budget tasks cut responses with the model's own tokenizer, and backend "
                              f"{self.base_name!r} has none: add tokenizer=<model name or folder> to --model_args")
 
-    def _forcing_requests(self, requests, budgeted, full) -> list[tuple[Instance, tuple[int, int, int]]]:
+    def _forcing_requests(self, requests, budgeted, settings, full) -> list[tuple[Instance, tuple[int, int, int]]]:
         """For every budget request and every budget its response exceeds, the forcing request and
         (index in ``budgeted``, budget, cut offset)."""
         forced = []
-        for n, (i, response) in enumerate(zip(budgeted, full)):
+        for n, (i, setting, response) in enumerate(zip(budgeted, settings, full)):
             request = requests[i]
-            settings = budget.Settings.from_column(request.doc[SCALING_COLUMN])
             context = request.args[0]
-            kwargs = {"until": [], "max_gen_toks": settings.answer_tokens, "do_sample": False, "temperature": 0.0}
-            for b, cut in budget.cut_offsets(response or "", self.base.tokenizer, settings.budgets).items():
-                prompt = budget.forced_prompt(context, response, cut, settings)
+            kwargs = {"until": [], "max_gen_toks": setting.answer_tokens, "do_sample": False, "temperature": 0.0}
+            for b, cut in budget.cut_offsets(response or "", self.base.tokenizer, setting.budgets).items():
+                prompt = budget.forced_prompt(context, response, cut, setting)
                 forcing = Instance("generate_until", request.doc, (prompt, kwargs), request.idx, request.metadata)
                 forced.append((forcing, (n, b, cut)))
         return forced
 
     @staticmethod
-    def _finish_budgets(results, requests, budgeted, full, forced, continuations) -> None:
+    def _finish_budgets(results, budgeted, settings, full, forced, continuations) -> None:
         """Every budget request's envelope, from its full response and its forced continuations."""
         per_request = [dict() for _ in budgeted]
         for (_, (n, b, cut)), text in zip(forced, continuations):
             per_request[n][b] = (cut, text or "")
         for n, i in enumerate(budgeted):
-            settings = budget.Settings.from_column(requests[i].doc[SCALING_COLUMN])
-            results[i] = budget.pack(full[n] or "", per_request[n], settings)
+            results[i] = budget.pack(full[n] or "", per_request[n], settings[n])
 
 
 def _check_sampling(adaptive: list[_Adaptive]) -> None:

@@ -136,13 +136,15 @@ def test_plain_tasks_pass_through_the_wrapper_unchanged(wrapped, tiny_model, dat
     assert len(set(alone)) == len(alone)
 
 
-def failed_run(args: list[str], tmp_path) -> str:
-    """A `lm_eval run` that must fail before its first request; returns its last stderr line."""
+def failed_run(args: list[str], tmp_path, before_requests: bool = True) -> str:
+    """A `lm_eval run` that must fail, before its first request unless ``before_requests`` is False (a run whose
+    responses all come from --use_cache fails when it scores them); returns its last stderr line."""
     command = [sys.executable, "-m", "lm_eval", "run", *args, "--output_path", str(tmp_path / "out")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode != 0, result.stdout[-2000:]
-    assert "Running generate_until requests" not in result.stderr
+    if before_requests:
+        assert "Running generate_until requests" not in result.stderr
     assert not list(tmp_path.glob("out/**/results_*.json"))
     return result.stderr.strip().splitlines()[-1]
 
@@ -182,11 +184,6 @@ def test_use_cache_reuses_envelopes_of_the_same_settings_and_refuses_others(tiny
     assert [[s[m] for m in metrics] for s in runs[1]] == [[s[m] for m in metrics] for s in runs[0]]
     assert any(json.loads(s["resps"][0][0])["forced"] for s in runs[0])
 
-    command = [sys.executable, "-m", "lm_eval", "run", *args, "--output_path", str(tmp_path / "other"),
-               "--metadata", json.dumps({**metadata, "budgets": [2, 8, 24]})]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode != 0, result.stdout[-2000:]
-    last = result.stderr.strip().splitlines()[-1]
+    last = failed_run([*args, "--metadata", json.dumps({**metadata, "budgets": [2, 8, 24]})], tmp_path,
+                      before_requests=False)
     assert "forced with budgets [2, 24]" in last and "asks for [2, 8, 24]" in last and "--use_cache" in last, last
-    assert not list(tmp_path.glob("other/**/results_*.json"))
